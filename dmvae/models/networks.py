@@ -1,0 +1,124 @@
+"""Encoders and decoders by architecture and modality kind (supplement Tables 3-5, MVAE, generic MLPs).
+
+Encoders map a modality's input to `out_dim` posterior parameters; decoders map a latent vector to the
+likelihood's logits (the Sigmoid / softmax of the tables lives in the likelihood).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from torch import nn
+
+from dmvae.data import ModalitySpec
+from dmvae.errors import UserError
+
+ARCHITECTURES = ("mnist", "fmnist", "celeba", "mlp", "mvae_mlp")
+
+
+def _flat_dim(spec: ModalitySpec) -> int:
+    return math.prod(spec.shape)
+
+
+def _mlp(sizes: list[int], activation: Callable[[], nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class Unflatten(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.view(x.shape[0], *self.shape)
+
+
+def fmnist_image_encoder(out_dim: int) -> nn.Module:
+    """Table 4: conv 32-32-pool-64-64-pool with dropout 0.25, FC 3136-512, dropout 0.5."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(512, out_dim),
+    )  # fmt: skip
+
+
+def fmnist_image_decoder(in_dim: int) -> nn.Module:
+    """Table 4: FC to 64x7x7, then upsampling 3x3 convolutions 64-32 and 32-1."""
+    return nn.Sequential(
+        nn.Linear(in_dim, 512), nn.ReLU(), nn.Linear(512, 64 * 7 * 7), nn.ReLU(), Unflatten((64, 7, 7)),
+        nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),
+        nn.Upsample(scale_factor=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 1, 3, padding=1),
+    )  # fmt: skip
+
+
+def celeba_image_encoder(out_dim: int, channels: int = 3) -> nn.Module:
+    """Table 5: four 4x4 stride-2 convolutions 32-64-128-256, FC 512 with dropout 0.1 (64x64 input)."""
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(64, 128, 4, 2, 1), nn.ReLU(), nn.Conv2d(128, 256, 4, 2, 1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(256 * 4 * 4, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, out_dim),
+    )  # fmt: skip
+
+
+def celeba_image_decoder(in_dim: int, channels: int = 3) -> nn.Module:
+    """Table 5: FC to 256x4x4, then 4x4 stride-2 transposed convolutions 256-128-64-32-channels."""
+    return nn.Sequential(
+        nn.Linear(in_dim, 256 * 4 * 4), nn.ReLU(), Unflatten((256, 4, 4)),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, channels, 4, 2, 1),
+    )  # fmt: skip
+
+
+def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: int = 256) -> nn.Module:
+    """Image encoders take [B, C, H, W] in [0, 1]; label and attribute encoders take [B, n] (one-hot / 0-1)."""
+    size = _flat_dim(spec)
+    if spec.kind == "image" and len(spec.shape) == 3:
+        if architecture == "fmnist" and spec.shape == (1, 28, 28):
+            return fmnist_image_encoder(out_dim)
+        if architecture == "celeba" and spec.shape[1:] == (64, 64):
+            return celeba_image_encoder(out_dim, spec.shape[0])
+        if architecture in ("fmnist", "celeba"):
+            raise UserError(f"architecture {architecture} does not fit images of shape {spec.shape}; use mlp")
+    if architecture == "mvae_mlp":
+        return nn.Sequential(nn.Flatten(), _mlp([size, 512, 512, out_dim], nn.SiLU))
+    if architecture in ("mnist", "fmnist", "celeba"):  # Tables 3-5: one hidden layer of 256
+        return nn.Sequential(nn.Flatten(), _mlp([size, 256, out_dim]))
+    return nn.Sequential(nn.Flatten(), _mlp([size, hidden, hidden, out_dim]))
+
+
+def build_decoder(architecture: str, spec: ModalitySpec, in_dim: int, hidden: int = 256) -> nn.Module:
+    """Decoders return logits shaped like the modality (images [B, C, H, W], others [B, n])."""
+    size = _flat_dim(spec)
+    if spec.kind == "image" and len(spec.shape) == 3:
+        if architecture == "fmnist" and spec.shape == (1, 28, 28):
+            return fmnist_image_decoder(in_dim)
+        if architecture == "celeba" and spec.shape[1:] == (64, 64):
+            return celeba_image_decoder(in_dim, spec.shape[0])
+    if architecture == "mvae_mlp":
+        body = _mlp([in_dim, 512, 512, size], nn.SiLU)
+    elif architecture in ("mnist", "fmnist", "celeba"):
+        body = _mlp([in_dim, 256, size])
+    else:
+        body = _mlp([in_dim, hidden, hidden, size])
+    return nn.Sequential(body, Unflatten(spec.shape)) if spec.kind == "image" else body
+
+
+def default_architecture(model_kind: str, dataset: str) -> str:
+    if dataset == "celeba":
+        return "celeba"
+    if dataset in ("mnist", "fmnist"):
+        return dataset if model_kind == "dmvae" else "mvae_mlp"
+    return "mlp"

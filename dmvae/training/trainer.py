@@ -1,0 +1,243 @@
+"""The training loop: one config in, a trained model, metrics per epoch and checkpoints out.
+
+`Trainer.fit` calls every hook after each epoch with the epoch's metrics; `tune/` reports to Ray that way.
+Checkpoints hold the model, the optimiser and every RNG state, so a resumed run repeats an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from dmvae.config import RunConfig
+from dmvae.data import DatasetSplits, load_splits
+from dmvae.errors import UserError
+from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
+from dmvae.models import build_model
+from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
+from dmvae.training.schedules import make_schedule
+
+EpochHook = Callable[["Trainer", int, dict], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name} asked for, but torch sees no CUDA GPU; use device=cpu or auto")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path | None = None,
+        splits: DatasetSplits | None = None,
+        hooks: list[EpochHook] | None = None,
+        progress: Callable[[str], None] | None = print,
+        device: str | torch.device | None = None,
+    ):
+        self.config = config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.hooks = list(hooks or [])
+        self.progress = progress or (lambda message: None)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        splits = splits if splits is not None else load_splits(config.data, config.seed)
+        self.splits = DatasetSplits(
+            splits.name, splits.specs, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device)
+        )
+        self.model = build_model(config, self.splits.specs).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
+        self.config = config = self._resolved(config)
+        train = self.splits.train
+        self.paired_index, self.unpaired_index = train.paired_index.cpu(), train.unpaired_index.cpu()
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.schedule = make_schedule(
+            config.train.schedule, self.paired_index, self.unpaired_index,
+            config.train.batch_size, config.train.paired_ratio, self.generator,
+        )  # fmt: skip
+        self.epoch = 0
+        self.best_score = float("-inf")
+        self.best_epoch = 0
+        self.best_state: dict | None = None
+        self.history: list[dict] = []
+        self.seconds = 0.0
+
+    def _resolved(self, config: RunConfig) -> RunConfig:
+        """The config with every default made explicit (architecture, per-modality values, eval modalities)."""
+        values = config.to_dict()
+        names = self.model.names
+        values["model"]["architecture"] = self.model.architecture
+        values["model"]["private_dim"] = {n: self.model.private[n].dim for n in names}
+        for group in ("recon_weight", "beta_private", "beta_shared"):
+            values["objective"][group] = {n: float(values["objective"][group].get(n, 1.0)) for n in names}
+        values["eval"]["source"], values["eval"]["target"] = self.source, self.target
+        return RunConfig.from_dict(values)
+
+    # --- one epoch -----------------------------------------------------------------------------------------
+    def kl_weight(self, step: int, steps: int) -> float:
+        anneal = self.config.objective.kl_anneal_epochs
+        if not anneal:
+            return 1.0
+        return min(1.0, (self.epoch + step / steps) / anneal)
+
+    def train_epoch(self) -> dict[str, float]:
+        config, model, train = self.config, self.model, self.splits.train
+        first = model.names[0]
+        sizes = {True: len(self.paired_index), False: len(self.unpaired_index)}
+        model.train()
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        steps = self.schedule.epoch(self.generator)
+        for step_number, step in enumerate(steps):
+            kl_weight = self.kl_weight(step_number, len(steps))
+            total = 0.0
+            for part in step:
+                names = model.names if part.paired else [first]
+                batch = train.batch(part.index, names)
+                loss, terms = model.loss(batch, sizes[part.paired], kl_weight)
+                weight = 1.0 if part.paired else config.objective.unpaired_weight
+                total = total + weight * loss
+                prefix = "train/paired/" if part.paired else "train/unpaired/"
+                for key, value in terms.items():
+                    sums[prefix + key] = sums.get(prefix + key, 0.0) + value.detach()
+                    counts[prefix + key] = counts.get(prefix + key, 0) + 1
+            sums["train/loss"] = sums.get("train/loss", 0.0) + total.detach()
+            counts["train/loss"] = step_number + 1
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+        metrics = {key: float(value) / counts[key] for key, value in sums.items()}
+        if not torch.isfinite(torch.tensor(metrics["train/loss"])):
+            raise TrainingDiverged(
+                f"training diverged at epoch {self.epoch + 1}: the loss is {metrics['train/loss']}; "
+                "lower train.lr or the loss weights"
+            )
+        return metrics
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        dataset = getattr(self.splits, split)
+        return evaluate_cross_generation(self.model, dataset, self.source, self.target, self.config.eval.protocol)
+
+    # --- the loop ------------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        config = self.config
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            config.save(self.out_dir / "config.yaml")
+        while self.epoch < config.train.epochs:
+            start = time.perf_counter()
+            metrics = self.train_epoch()
+            self.epoch += 1
+            if self.epoch % config.eval.every == 0 or self.epoch == config.train.epochs:
+                scores = self.evaluate("val")
+                metrics.update({f"val/{key}": value for key, value in scores.items()})
+                if scores["accuracy"] > self.best_score:
+                    self.best_score, self.best_epoch = scores["accuracy"], self.epoch
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+            seconds = time.perf_counter() - start
+            self.seconds += seconds
+            metrics.update({
+                "epoch": self.epoch, "seconds": seconds, "val/best_accuracy": self.best_score,
+                "best_epoch": self.best_epoch,
+            })  # fmt: skip
+            self.history.append(metrics)
+            self._report(metrics)
+            if self.out_dir is not None:
+                with open(self.out_dir / "metrics.jsonl", "a") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
+                every = config.train.checkpoint_every
+                if self.epoch == config.train.epochs or (every and self.epoch % every == 0):
+                    self.save_checkpoint(self.out_dir / "checkpoints" / "last.pt")
+            for hook in self.hooks:
+                hook(self, self.epoch, metrics)
+        return self.finish()
+
+    def finish(self) -> dict:
+        """Test metrics of the final weights and of the weights with the best validation accuracy."""
+        final = {
+            "epochs": self.epoch,
+            "seconds": round(self.seconds, 3),
+            "seconds_per_epoch": round(self.seconds / max(self.epoch, 1), 3),
+            "best_epoch": self.best_epoch,
+        }
+        last_scores = self.evaluate("test")
+        final |= {f"test_{key}_last": value for key, value in last_scores.items()}
+        if self.best_state is not None:
+            last_state = copy.deepcopy(self.model.state_dict())
+            self.model.load_state_dict(self.best_state)
+            final |= {f"val_{key}": value for key, value in self.evaluate("val").items()}
+            final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
+            if self.out_dir is not None:
+                torch.save(self.best_state, self.out_dir / "checkpoints" / "best_model.pt")
+            self.model.load_state_dict(last_state)
+        if self.out_dir is not None:
+            (self.out_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+            if self.config.eval.figures:
+                from dmvae.evaluation.figures import write_figures
+
+                write_figures(self, self.out_dir / "figures")
+        self.progress(
+            f"done: {self.epoch} epochs in {self.seconds:.1f} s; best val accuracy {self.best_score:.4f} "
+            f"(epoch {self.best_epoch}), test accuracy {final.get('test_accuracy', float('nan')):.4f}"
+        )
+        return final
+
+    def _report(self, metrics: dict) -> None:
+        recon = "  ".join(
+            f"{key.split('recon_')[1]} {value:.2f}" for key, value in metrics.items() if "/paired/recon_" in key
+        )
+        val = f"  val acc {metrics['val/accuracy']:.4f}" if "val/accuracy" in metrics else ""
+        self.progress(
+            f"epoch {self.epoch:>3}/{self.config.train.epochs}  loss {metrics['train/loss']:.2f}"
+            f"  recon(paired) {recon}{val}  best {self.best_score:.4f}  {metrics['seconds']:.1f}s"
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "history": self.history,
+            "seconds": self.seconds,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "generator": self.generator.get_state(),
+            "schedule": self.schedule.state_dict(),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.best_score, self.best_epoch = state["epoch"], state["best_score"], state["best_epoch"]
+        self.best_state, self.history, self.seconds = state["best_state"], state["history"], state["seconds"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.generator.set_state(state["generator"])
+        self.schedule.load_state_dict(state["schedule"])
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        save_checkpoint(self.state_dict(), path)
+
+    def resume(self, path: str | Path) -> None:
+        self.load_state_dict(load_checkpoint(path, self.device))
