@@ -118,7 +118,9 @@ class Trainer:
                     counts[prefix + key] = counts.get(prefix + key, 0) + 1
             sums["train/loss"] = sums.get("train/loss", 0.0) + total.detach()
             counts["train/loss"] = step_number + 1
-            self.optimizer.zero_grad(set_to_none=True)
+            # Zeroed (not None) gradients keep Adam's momentum moving parameters that a step does not touch
+            # (the label networks between paired batches), as in the authors' training.
+            self.optimizer.zero_grad(set_to_none=False)
             total.backward()
             self.optimizer.step()
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
