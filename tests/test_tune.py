@@ -1,0 +1,368 @@
+"""tune/: study files and their errors, the define-by-run space, and a real small study on a local Ray.
+
+The Ray tests share one Ray session and one small study (MNIST subset, 4 trials, 2 at a time, ASHA,
+OptunaSearch on SQLite); status, export, TensorBoard and the failing trial are checked on its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
+
+from dmvae.cli import main  # noqa: E402
+from dmvae.config import load_config  # noqa: E402
+from dmvae.data import default_root  # noqa: E402
+from dmvae.errors import UserError  # noqa: E402
+from tune.space import DefineByRun  # noqa: E402
+from tune.study import REPO, load_study, study_from_dict  # noqa: E402
+
+STUDIES = sorted((REPO / "tune" / "studies").glob("*.yaml"))
+DATA_ROOT = str(default_root().resolve())
+GAUSSIAN = "gaussian"
+DIVERGING = {"objective.recon_weight.label": 1.0e39}  # float32 overflow: the loss is NaN in epoch 1
+
+
+def minimal(**changes) -> dict:
+    values = {
+        "name": "t",
+        "base": "configs/mnist_dmvae.yaml",
+        "space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
+    }
+    return values | changes
+
+
+# --- study files ---------------------------------------------------------------------------------------
+def test_shipped_studies_load():
+    names = {path.stem for path in STUDIES}
+    assert {"dmvae_mnist", "dmvae_fmnist", "mvae_mnist", "mvae_fmnist", "dmvae_celeba"} <= names
+    for path in STUDIES:
+        study = load_study(path)
+        assert study.name == path.stem
+        assert study.initial_points()[0] == study.paper_point()
+        study.run_config(study.paper_point())
+
+
+def test_dmvae_mnist_study_is_the_issue_setting():
+    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
+    config = study.run_config()
+    assert config.data.paired_fraction == 0.002 and config.train.epochs == study.max_epochs
+    keys = {param.key for param in study.space}
+    assert {"objective.recon_weight.label", "model.temperature", "train.lr", "train.paired_ratio"} <= keys
+    assert study.paper_point()["objective.recon_weight.label"] == 50.0
+
+
+def test_overrides_reach_base_or_study(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(minimal()))
+    study = load_study(path, ["data.paired_fraction=0.05", "study.max_epochs=3", "study.num_samples=2"])
+    assert study.run_config().data.paired_fraction == 0.05
+    assert (study.max_epochs, study.num_samples) == (3, 2)
+    with pytest.raises(UserError, match="unknown config key"):
+        load_study(path, ["train.nope=1"])
+
+
+BAD_STUDIES = [
+    ({"space": {"train.lr": {"type": "float", "low": 2.0, "high": 1.0}}}, "low 2.0 is above high 1.0"),
+    ({"space": {"model.shared": {"type": "categorical", "choices": []}}}, "non-empty list of choices"),
+    ({"space": {"train.lr": {"type": "loguniform", "low": 0, "high": 1}}}, "needs low > 0"),
+    (
+        {"space": {"train.lrate": {"type": "float", "low": 0.1, "high": 1}}},
+        "train.lrate is not a run config field",
+    ),
+    ({"space": {"objective.recon_weight.lable": {"type": "float", "low": 1, "high": 2}}}, "unknown modality"),
+    ({"space": {"optim.lr": {"type": "float", "low": 1, "high": 2}}}, "no section"),
+    (
+        {"space": {"train.lr": {"type": "float", "low": 0.0, "high": 1.0}}},
+        "train.lr must be a positive number",
+    ),
+    ({"space": {"train.lr": {"type": "gaussian", "low": 0.1, "high": 1.0}}}, "type must be one of"),
+    ({"space": {"train.epochs": {"type": "int", "low": 1.5, "high": 3}}}, "whole-number"),
+    ({"space": {"train.lr": {"type": "float", "low": 0.1, "high": "x"}}}, "finite number"),
+    ({"space": {"train.lr": {"type": "float", "low": 0.1, "high": 1, "color": 1}}}, "unknown field"),
+    ({"space": {}}, "non-empty mapping"),
+    (
+        {
+            "space": {
+                "model.shared_dim": {"type": "int", "low": 2, "high": 8, "condition": {"model.shard": "x"}}
+            }
+        },
+        "is not a run config field",
+    ),
+    (
+        {"space": {"model.shared": {"type": "categorical", "choices": ["gaussian", "binary"]}}},
+        "the base value of model.shared, 'categorical', is not among the choices",
+    ),
+    ({"base": "configs/nothing.yaml"}, "not found"),
+    ({"base": 3}, "must be a run config file or a mapping"),
+    ({"set": {"data.paired_fraction": 2}}, "paired_fraction must be in"),
+    ({"grace_period": 5, "max_epochs": 2}, "grace_period 5 is above max_epochs 2"),
+    ({"num_samples": 0}, "num_samples must be >= 1"),
+    ({"max_epochs": "many"}, "must be a whole number"),
+    ({"metric": "test/accuracy"}, "validation or training metric"),
+    ({"mode": "best"}, "mode must be max or min"),
+    ({"resources": {"cpu": 0}}, "resources.cpu must be above 0"),
+    ({"resources": {"tpu": 1}}, "cpu and gpu only"),
+    ({"points_to_evaluate": [{"train.momentum": 0.9}]}, "not a key of the space"),
+    ({"name": "a b"}, "study name"),
+    ({"colour": 1}, "unknown study field"),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_STUDIES, ids=[m for _, m in BAD_STUDIES])
+def test_bad_study_is_a_one_line_error(changes, message):
+    with pytest.raises(UserError) as error:
+        study_from_dict(minimal(**changes))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_study_file_errors(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("space: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_study(path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_study(tmp_path / "missing.yaml")
+    path.write_text(yaml.safe_dump({k: v for k, v in minimal().items() if k != "base"}))
+    with pytest.raises(UserError, match="needs `base`"):
+        load_study(path)
+
+
+def test_conditional_parameter_sampled_only_when_its_condition_holds():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = study_from_dict(
+        minimal(
+            space={
+                "model.shared": {"type": "categorical", "choices": ["categorical", "gaussian"]},
+                "model.shared_dim": {
+                    "type": "int",
+                    "low": 4,
+                    "high": 32,
+                    "condition": {"model.shared": "gaussian"},
+                },
+                "model.temperature": {
+                    "type": "float",
+                    "low": 0.3,
+                    "high": 1.0,
+                    "condition": {"model.kind": "dmvae"},
+                },
+            }
+        )
+    )
+    assert study.paper_point() == {"model.shared": "categorical", "model.temperature": 0.66}
+    search = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    define = study.define_by_run()
+    seen = set()
+    for _ in range(30):
+        trial = search.ask()
+        define(trial)
+        params = trial.params
+        seen.add(params["model.shared"])
+        assert ("model.shared_dim" in params) == (params["model.shared"] == "gaussian")
+        assert "model.temperature" in params  # condition on a base value (model.kind: dmvae)
+        study.run_config(params)
+        search.tell(trial, 0.0)
+    assert seen == {"categorical", "gaussian"}
+    assert isinstance(define, DefineByRun)
+
+
+def test_define_by_run_is_picklable():
+    import pickle
+
+    study = load_study(REPO / "tune" / "studies" / "dmvae_fmnist.yaml")
+    define = pickle.loads(pickle.dumps(study.define_by_run()))
+    assert [p.key for p in define.params] == [p.key for p in study.space]
+
+
+def test_dmvae_cli_does_not_import_ray():
+    code = (
+        "import sys, dmvae.cli; dmvae.cli.build_parser(); print(sorted({'ray', 'optuna'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- a real small study on a local Ray -----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ray_session():
+    if not (default_root() / "mnist").is_dir():
+        pytest.skip(f"MNIST not found under {default_root()} (dmvae data fetch mnist)")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_study(ray_session, tmp_path_factory):
+    """4 trials, 2 at a time, ASHA, Optuna on SQLite; trial 1 = paper defaults, trial 2 diverges (NaN)."""
+    root = tmp_path_factory.mktemp("tune")
+    study = minimal(
+        name="small",
+        set={"data.train_size": 2000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT},
+        space={
+            "train.lr": {"type": "loguniform", "low": 3e-4, "high": 3e-3},
+            "objective.recon_weight.label": {"type": "loguniform", "low": 5, "high": 500},
+            "model.shared": {"type": "categorical", "choices": ["categorical", "gaussian"]},
+            "model.shared_dim": {"type": "int", "low": 4, "high": 9, "condition": {"model.shared": GAUSSIAN}},
+        },
+        points_to_evaluate=["paper_defaults", DIVERGING],
+        num_samples=4, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2, seed=0,
+    )  # fmt: skip
+    path = root / "small.yaml"
+    path.write_text(yaml.safe_dump(study))
+    code = main(["tune", "run", str(path), "--name", "exp", "--storage-path", str(root / "runs")])
+    assert code == 0
+    return root / "runs" / "exp"
+
+
+def _optuna_trials(folder: Path):
+    import optuna
+
+    meta = yaml.safe_load((folder / "experiment.yaml").read_text())
+    assert meta["optuna_storage"] == f"sqlite:///{folder / 'optuna.db'}"
+    return optuna.load_study(study_name=meta["optuna_study"], storage=meta["optuna_storage"]).trials
+
+
+def test_small_study_finishes_with_every_trial_in_optuna(small_study):
+    from tune.experiment import open_experiment
+    from tune.results import trial_rows
+
+    rows = trial_rows(open_experiment(small_study))
+    assert len(rows) == 4
+    assert {row.state for row in rows} <= {"TERMINATED", "STOPPED", "ERROR"}
+    assert [row.number for row in rows] == [1, 2, 3, 4]
+    assert rows[1].state == "ERROR" and rows[1].params.items() >= DIVERGING.items()  # the NaN trial errors
+    assert sum(row.state != "ERROR" for row in rows) >= 3  # ... and the study went on
+    assert all(1 <= row.epochs <= 3 for row in rows if row.state != "ERROR")
+    trials = _optuna_trials(small_study)
+    assert len(trials) == 4
+    assert trials[0].params == {
+        "train.lr": 0.001,
+        "objective.recon_weight.label": 50.0,
+        "model.shared": "categorical",
+    }
+    assert trials[1].state.name == "FAIL"
+    assert all(t.state.name == "COMPLETE" for t in trials if t.number != 1)
+    assert (small_study / "study.yaml").is_file()
+
+
+def test_status_table(small_study, capsys):
+    assert main(["tune", "status", str(small_study)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["#", "trial", "state", "epochs", "val/best_accuracy"]
+    assert "recon_weight.label" in out[0] and "ERROR" in out[2]
+    assert out[-1].startswith("4 trials (")
+
+
+def test_export_is_accepted_by_dmvae_train(small_study, tmp_path, capsys):
+    from tune.experiment import open_experiment
+    from tune.results import ranked, trial_rows
+
+    out = tmp_path / "best.yaml"
+    assert main(["tune", "export", str(small_study), "--out", str(out), "--top-k", "2"]) == 0
+    assert out.is_file() and (tmp_path / "best-2.yaml").is_file()
+    experiment = open_experiment(small_study)
+    best = ranked(experiment, trial_rows(experiment))[0]
+    assert best.state != "ERROR"
+    config = load_config(out)
+    assert config == experiment.study.run_config(best.params)
+    assert config.train.epochs == 3 and config.eval.figures  # the base's values, not the search's
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(out), "--set", "train.epochs=1", "--out", str(run)]) == 0
+    assert (run / "final.json").is_file()
+
+
+def test_tensorboard_holds_the_validation_curve(small_study):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = sorted(small_study.glob("*/events.out.tfevents.*"))
+    assert len(files) >= 3
+    curves = []
+    for file in files:
+        events = EventAccumulator(str(file))
+        events.Reload()
+        if "ray/tune/val/best_accuracy" in events.Tags()["scalars"]:
+            curves.append([event.value for event in events.Scalars("ray/tune/val/accuracy")])
+            assert "ray/tune/train/paired/recon_label" in events.Tags()["scalars"]
+    assert len(curves) >= 3 and all(0 <= value <= 1 for curve in curves for value in curve)
+
+
+def test_cli_errors_are_one_line(small_study, tmp_path, capsys):
+    assert main(["tune", "status", str(tmp_path)]) == 2
+    assert "not a dmvae tune experiment folder" in capsys.readouterr().err
+    path = tmp_path / "again.yaml"
+    path.write_text((small_study / "study.yaml").read_text())
+    code = main(
+        ["tune", "run", str(path), "--name", small_study.name, "--storage-path", str(small_study.parent)]
+    )
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+# --- a killed driver, then `dmvae tune resume` ---------------------------------------------------------
+def _optuna_states(folder: Path) -> list[str]:
+    if not (folder / "optuna.db").is_file():
+        return []
+    try:
+        return [trial.state.name for trial in _optuna_trials(folder)]
+    except Exception:  # the study is not created yet, or the database is mid-write
+        return []
+
+
+def test_resume_after_killed_driver(ray_session, tmp_path):
+    """A driver killed with SIGKILL mid-study; resume finishes it and Optuna holds each trial once."""
+    import signal
+    import time
+
+    import ray
+
+    study = minimal(
+        name="killed",
+        set={"data.train_size": 4000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT},
+        space={"train.lr": {"type": "loguniform", "low": 3e-4, "high": 3e-3}},
+        num_samples=4, max_epochs=5, grace_period=5, max_concurrent=2, seed=1,
+    )  # fmt: skip
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(study))
+    folder = tmp_path / "runs" / "exp"
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "dmvae.cli", "tune", "run", str(path), "--name", "exp"]
+    command += ["--storage-path", str(folder.parent), "--address", address]
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "COMPLETE" not in _optuna_states(folder):
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            assert time.monotonic() < deadline, "no trial completed in time"
+            time.sleep(0.25)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    states = _optuna_states(folder)
+    assert "RUNNING" in states and len(states) < 4 or states.count("COMPLETE") < 4  # it really was mid-study
+
+    assert main(["tune", "resume", str(folder)]) == 0
+    from tune.experiment import open_experiment
+    from tune.results import trial_rows
+
+    rows = trial_rows(open_experiment(folder))
+    assert [row.state for row in rows] == ["TERMINATED"] * 4
+    assert all(row.epochs == 5 for row in rows)
+    trials = _optuna_trials(folder)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert sorted(t.params["train.lr"] for t in trials) == sorted(row.params["train.lr"] for row in rows)

@@ -1,0 +1,111 @@
+"""`dmvae tune run|resume|status|export`: the study commands. Ray is imported only inside the handlers."""
+
+from __future__ import annotations
+
+import os
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("tune", help="hyperparameter studies with Ray Tune + Optuna")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    run = actions.add_parser("run", help="start a study (a YAML file, see tune/studies/)")
+    run.add_argument("study", help="study YAML, e.g. tune/studies/dmvae_mnist.yaml")
+    run.add_argument("--name", help="experiment name (default: <study name>-<date>-<time>)")
+    run.add_argument(
+        "--storage-path", help="folder for experiments (default: ./runs/tune); shared on a cluster"
+    )
+    run.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
+    run.add_argument("--num-samples", type=int, help="number of trials (overrides the study's num_samples)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base config field (data.paired_fraction=0.01) or a study field "
+        "(study.max_epochs=4); repeatable",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    resume = actions.add_parser("resume", help="continue an interrupted experiment")
+    resume.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    resume.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
+    resume.add_argument("--retry-errored", action="store_true", help="also rerun trials that errored")
+    resume.set_defaults(handler=cmd_resume)
+
+    status = actions.add_parser("status", help="table of an experiment's trials")
+    status.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    status.set_defaults(handler=cmd_status)
+
+    export = actions.add_parser("export", help="write the best trial's run config for `dmvae train --config`")
+    export.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    export.add_argument(
+        "--out", required=True, help="output YAML (with --top-k K also OUT-2.yaml ... OUT-K.yaml)"
+    )
+    export.add_argument("--top-k", type=int, default=1, help="export the K best trials (default 1)")
+    export.set_defaults(handler=cmd_export)
+
+
+def _quiet_ray() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # One checkpoint kept per trial forces an experiment snapshot per checkpoint (safe for resume); the
+    # warning Ray prints about it every few seconds says nothing the user can act on.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _finish(experiment, results) -> int:
+    from tune.results import format_table, trial_rows
+
+    print(format_table(experiment, trial_rows(experiment)))
+    print(f"experiment folder: {experiment.folder}")
+    print(f"tensorboard --logdir {experiment.folder}")
+    errors = sum(1 for result in results if result.error is not None)
+    return 0 if errors < len(results) or not len(results) else 1
+
+
+def cmd_run(args) -> int:
+    _quiet_ray()
+    from dmvae.errors import UserError
+    from tune import runner
+    from tune.experiment import create_experiment
+    from tune.study import load_study
+
+    if args.num_samples is not None and args.num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")
+    study = load_study(args.study, args.overrides)
+    if args.num_samples is not None:
+        study.num_samples = args.num_samples
+    experiment = create_experiment(study, args.name, args.storage_path)
+    print(f"experiment {experiment.folder} (resume with: dmvae tune resume {experiment.folder})")
+    return _finish(experiment, runner.run(experiment, address=args.address))
+
+
+def cmd_resume(args) -> int:
+    _quiet_ray()
+    from tune import runner
+    from tune.experiment import open_experiment
+
+    experiment = open_experiment(args.experiment)
+    return _finish(
+        experiment, runner.resume(experiment, address=args.address, retry_errored=args.retry_errored)
+    )
+
+
+def cmd_status(args) -> int:
+    from tune.experiment import open_experiment
+    from tune.results import format_table, trial_rows
+
+    experiment = open_experiment(args.experiment)
+    print(format_table(experiment, trial_rows(experiment)))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tune.experiment import open_experiment
+    from tune.results import export_best
+
+    experiment = open_experiment(args.experiment)
+    for path in export_best(experiment, args.out, args.top_k):
+        print(f"wrote {path}")
+    return 0

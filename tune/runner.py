@@ -1,0 +1,83 @@
+"""Start, resume and connect: builds the Tuner (OptunaSearch + ASHA) for an experiment and runs it."""
+
+from __future__ import annotations
+
+import os
+
+from dmvae.errors import UserError
+from tune.experiment import Experiment
+from tune.search import build_searcher
+from tune.trainable import make_trainable
+
+
+def connect(address: str | None = None) -> None:
+    """Join a running Ray cluster (auto or HOST:PORT) or start a local Ray on this machine's CPUs."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        try:
+            ray.init(address=address)
+        except ConnectionError as error:
+            raise UserError(f"cannot reach a Ray cluster at {address}: {error}") from None
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+
+
+def build_tuner(experiment: Experiment, num_samples: int | None = None):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    study = experiment.study
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=study.max_epochs,
+        grace_period=study.grace_period, reduction_factor=study.reduction_factor,
+    )  # fmt: skip
+    return tune.Tuner(
+        trainable(experiment),
+        tune_config=tune.TuneConfig(
+            search_alg=build_searcher(experiment),
+            scheduler=scheduler,
+            metric=study.metric,
+            mode=study.mode,
+            num_samples=num_samples or study.num_samples,
+            max_concurrent_trials=study.max_concurrent,
+        ),  # fmt: skip
+        run_config=run_config(experiment),
+    )
+
+
+def run_config(experiment: Experiment):
+    from ray import tune
+
+    return tune.RunConfig(
+        name=experiment.name,
+        storage_path=str(experiment.storage_path),
+        failure_config=tune.FailureConfig(max_failures=experiment.study.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        verbose=int(os.environ.get("DMVAE_TUNE_VERBOSE", "1")),
+    )
+
+
+def trainable(experiment: Experiment):
+    return make_trainable(experiment.study.to_dict(), experiment.study.resources)
+
+
+def run(experiment: Experiment, address: str | None = None, num_samples: int | None = None):
+    connect(address)
+    return build_tuner(experiment, num_samples).fit()
+
+
+def resume(experiment: Experiment, address: str | None = None, retry_errored: bool = False):
+    """Continue an interrupted experiment: unfinished trials go on from their last checkpoints."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(experiment.folder)):
+        raise UserError(f"{experiment.folder} holds no Ray experiment state to resume (was it ever started?)")
+    connect(address)
+    tuner = tune.Tuner.restore(
+        str(experiment.folder), trainable=trainable(experiment), resume_unfinished=True,
+        resume_errored=retry_errored,
+    )  # fmt: skip
+    return tuner.fit()

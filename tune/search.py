@@ -1,0 +1,48 @@
+"""The searcher: Ray's OptunaSearch (seeded TPE, define-by-run space, persistent storage) made resume-safe.
+
+Ray snapshots the searcher with the experiment state every few seconds. When a driver is killed, Optuna
+trials asked after the last snapshot are left RUNNING in the storage while the restored searcher (whose
+sampler state is the snapshot's) does not know them. `ResumableOptunaSearch` adopts such orphans for the
+next new Ray trials instead of asking again, so every Ray trial is one Optuna trial and none is counted twice.
+"""
+
+from __future__ import annotations
+
+from ray.tune.search.optuna import OptunaSearch
+
+from tune.experiment import Experiment
+
+
+class ResumableOptunaSearch(OptunaSearch):
+    def suggest(self, trial_id: str):
+        if callable(self._space) and trial_id not in self._ot_trials:
+            orphan = self._orphan()
+            if orphan is not None:
+                self._ot_trials[trial_id] = orphan
+        return super().suggest(trial_id)
+
+    def _orphan(self):
+        """A RUNNING Optuna trial that no Ray trial of this experiment owns (None if there is none)."""
+        import optuna
+
+        owned = {trial._trial_id for trial in self._ot_trials.values()}
+        running = self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for frozen in sorted(running, key=lambda trial: trial.number):
+            if frozen._trial_id not in owned:
+                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
+        return None
+
+
+def build_searcher(experiment: Experiment) -> ResumableOptunaSearch:
+    import optuna
+
+    study = experiment.study
+    return ResumableOptunaSearch(
+        space=study.define_by_run(),
+        metric=study.metric,
+        mode=study.mode,
+        points_to_evaluate=study.initial_points() or None,
+        sampler=optuna.samplers.TPESampler(seed=study.seed),
+        study_name=experiment.optuna_study,
+        storage=optuna.storages.RDBStorage(experiment.optuna_storage),
+    )
