@@ -230,6 +230,10 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # as after zero_grad(set_to_none=False) in an unbroken run
+            for parameter in group["params"]:
+                if parameter in self.optimizer.state:
+                    parameter.grad = torch.zeros_like(parameter)
         self.epoch, self.best_score, self.best_epoch = state["epoch"], state["best_score"], state["best_epoch"]
         self.best_state, self.history, self.seconds = state["best_state"], state["history"], state["seconds"]
         torch.set_rng_state(state["torch_rng"])
