@@ -28,10 +28,11 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(CONFIGS), default="mnist")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="train.precision")
     args = parser.parse_args()
     overrides = [
         "device=cpu", "data.paired_fraction=0.002", "train.schedule=authors", "train.batch_size=100",
-        f"train.epochs={args.epochs}", "eval.figures=false",
+        f"train.epochs={args.epochs}", "eval.figures=false", f"train.precision={args.precision}",
     ]  # fmt: skip
     if args.threads:
         overrides.append(f"train.threads={args.threads}")
@@ -53,6 +54,7 @@ def main() -> None:
         "seconds_per_epoch": round(per_epoch, 3),
         "images_per_second": round(len(splits.train) / per_epoch, 1),
         "threads": torch.get_num_threads(),
+        "precision": args.precision,
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
     }))

@@ -135,6 +135,7 @@ class TrainConfig(BaseConfig):
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
     checkpoint_every: int = 1  # epochs between checkpoints (0: only the last)
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    precision: str = "fp32"  # fp32, or bf16: networks under bfloat16 autocast (about 2x faster convs on CPU)
 
 
 @dataclass
@@ -200,6 +201,7 @@ class RunConfig(BaseConfig):
         _positive("train.lr", t.lr)
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)
+        _choice("train.precision", t.precision, ("fp32", "bf16"))
         if not isinstance(t.checkpoint_every, int) or t.checkpoint_every < 0:
             raise UserError(f"train.checkpoint_every must be a whole number >= 0, got {t.checkpoint_every!r}")
         if t.threads is not None:

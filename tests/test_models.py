@@ -139,3 +139,22 @@ def test_build_model_rejects_unknown_architecture(synthetic_splits) -> None:
     config = make_config(("image", "label")).with_overrides(["model.architecture=resnet"])
     with pytest.raises(UserError, match="architecture"):
         build_model(config, synthetic_splits().specs)
+
+
+def test_bf16_precision_runs_networks_in_bfloat16_and_keeps_the_loss_close(synthetic_splits) -> None:
+    splits = synthetic_splits(n_train=64, paired_fraction=1.0)
+    config = make_config(("image", "label"), shared="categorical", shared_dim=10)
+    batch = splits.train.batch(torch.arange(32), ["image", "label"])
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        model = build_model(config.with_overrides([f"train.precision={precision}"]), splits.specs)
+        if precision == "fp32":
+            reference_state = model.state_dict()
+        else:
+            model.load_state_dict(reference_state)
+        torch.manual_seed(1)
+        losses[precision], _ = model.loss(batch, dataset_size=64)
+        assert losses[precision].dtype == torch.float32
+    assert torch.isfinite(losses["bf16"])
+    assert losses["bf16"].item() == pytest.approx(losses["fp32"].item(), rel=0.02)
+    assert losses["bf16"].item() != losses["fp32"].item()

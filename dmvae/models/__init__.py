@@ -26,7 +26,9 @@ def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
         if unknown:
             raise UserError(f"{group} names modality {unknown[0]!r}, but the data has {', '.join(sorted(names))}")
     model_class = DMVAE if config.model.kind == "dmvae" else MVAE
-    return model_class(specs, config.model, config.objective, architecture)
+    model = model_class(specs, config.model, config.objective, architecture)
+    model.precision = config.train.precision
+    return model
 
 
 __all__ = ["DMVAE", "MVAE", "Encoding", "MultimodalVAE", "build_model"]

@@ -32,6 +32,7 @@ class MultimodalVAE(nn.Module):
         if len(specs) < 2:
             raise ValueError("a multimodal VAE needs at least two modalities")
         self.architecture = architecture
+        self.precision = "fp32"  # set by the trainer from train.precision
         self.specs = {spec.name: spec for spec in specs}
         self.names = [spec.name for spec in specs]
         self.shared = make_shared_latent(model.shared, model.shared_dim, model.temperature, objective.concrete_density)
@@ -54,8 +55,16 @@ class MultimodalVAE(nn.Module):
             return F.one_hot(x, spec.shape[0]).float()
         return x
 
+    def _network(self, network: nn.Module, x: Tensor) -> Tensor:
+        """Run an encoder or decoder, in bfloat16 under autocast when `train.precision` is bf16; the
+        latents, densities and losses stay in float32."""
+        if self.precision == "bf16":
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return network(x).float()
+        return network(x)
+
     def encode(self, name: str, x: Tensor) -> Encoding:
-        params = self.encoders[name](self.encoder_input(name, x))
+        params = self._network(self.encoders[name], self.encoder_input(name, x))
         private_size = self.private[name].param_dim
         private = params[:, :private_size] if private_size else None
         return Encoding(private, params[:, private_size:])
@@ -68,7 +77,7 @@ class MultimodalVAE(nn.Module):
     # --- generation ----------------------------------------------------------------------------------------
     def decode(self, name: str, z_private: Tensor | None, z_shared: Tensor) -> Tensor:
         z = z_shared if z_private is None else torch.cat([z_private, z_shared], dim=-1)
-        return self.decoders[name](z)
+        return self._network(self.decoders[name], z)
 
     def log_likelihood(self, name: str, logits: Tensor, x: Tensor) -> Tensor:
         """log p(x | z) summed over the modality's dimensions (Bernoulli or categorical).

@@ -60,6 +60,8 @@ class Trainer:
             splits.name, splits.specs, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device)
         )
         self.model = build_model(config, self.splits.specs).to(self.device)
+        if any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+            self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
         self.config = config = self._resolved(config)
