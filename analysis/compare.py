@@ -1,0 +1,93 @@
+"""DMVAE vs MVAE vs the paper: per dataset x paired fraction x model, statistics over seeds of final runs.
+
+Input: the DataFrame of `analysis.load.load_runs` (columns dataset, paired_fraction, model, seed, epochs,
+seconds and final.json's test_accuracy / test_f1). Output: one row per dataset x paired fraction x model x
+metric with n seeds, mean, std (ddof=1; NaN for a single seed), the paper's value and table, ours minus
+the paper's, mean epochs and mean wall seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.markdown import cell, markdown_table
+from analysis.paper import paper_value
+
+MODEL_ORDER = {"DMVAE_disc": 0, "DMVAE_cont": 1, "MVAE": 2}
+METRICS = {"accuracy": "test_accuracy", "f1": "test_f1"}  # metric -> final.json key (f1: CelebA only)
+COLUMNS = [
+    "dataset", "paired_fraction", "model", "metric", "n", "seeds", "mean", "std", "paper", "diff",
+    "paper_table", "epochs", "seconds",
+]  # fmt: skip
+
+
+def compare(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    keys = ["dataset", "paired_fraction", "model"]
+    for (dataset, fraction, model), group in runs.groupby(keys, sort=False, dropna=False):
+        for metric, column in METRICS.items():
+            if column not in group or group[column].dropna().empty:
+                continue
+            values = group[column].dropna().astype(float)
+            paper = paper_value(dataset, model, fraction, metric)
+            mean = float(values.mean())
+            rows.append({
+                "dataset": dataset, "paired_fraction": float(fraction), "model": model, "metric": metric,
+                "n": int(len(values)),
+                "seeds": " ".join(str(int(s)) for s in sorted(group.loc[values.index, "seed"].dropna())),
+                "mean": mean,
+                "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                "paper": paper[0] if paper else math.nan,
+                "diff": mean - paper[0] if paper else math.nan,
+                "paper_table": paper[1] if paper else None,
+                "epochs": _mean(group, "epochs"),
+                "seconds": _mean(group, "seconds"),
+            })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    order = frame["model"].map(lambda m: MODEL_ORDER.get(m, len(MODEL_ORDER)))
+    frame = frame.assign(_order=order).sort_values(["dataset", "paired_fraction", "_order", "metric"])
+    return frame.drop(columns="_order").reset_index(drop=True)
+
+
+def _mean(group: pd.DataFrame, column: str) -> float:
+    if column not in group or group[column].dropna().empty:
+        return math.nan
+    return float(group[column].dropna().astype(float).mean())
+
+
+def _percent(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:g} %"
+
+
+def _signed(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.3f}"
+
+
+def _seconds(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def to_markdown(comparison: pd.DataFrame) -> str:
+    headers = [
+        "dataset", "paired", "model", "metric (test)", "seeds", "mean", "std", "paper", "ours - paper",
+        "paper table", "epochs", "wall s / run",
+    ]  # fmt: skip
+    columns = [
+        "dataset", "paired_fraction", "model", "metric", "seeds", "mean", "std", "paper", "diff",
+        "paper_table", "epochs", "seconds",
+    ]  # fmt: skip
+    formats = {
+        "paired_fraction": _percent, "diff": _signed, "seconds": _seconds,
+        "epochs": lambda v: cell(v, 1), "paper_table": lambda v: cell(v),
+    }  # fmt: skip
+    return markdown_table(comparison, columns, headers, formats)
+
+
+def to_csv(comparison: pd.DataFrame, path) -> None:
+    comparison.to_csv(path, index=False)
