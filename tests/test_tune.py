@@ -299,6 +299,37 @@ def test_tensorboard_holds_the_validation_curve(small_study):
     assert len(curves) >= 3 and all(0 <= value <= 1 for curve in curves for value in curve)
 
 
+def test_tensorboard_holds_hparams_and_image_grids(small_study):
+    """Per trial folder (TensorBoard merges its event files): the hparams of the trial, and a
+    cross-synthesis grid at the trial's last epoch, ASHA-stopped trials included."""
+    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+
+    from tune.experiment import open_experiment
+    from tune.results import trial_rows
+
+    rows = {row.trial_id: row for row in trial_rows(open_experiment(small_study))}
+    checked = 0
+    for folder in sorted(path for path in small_study.iterdir() if path.is_dir()):
+        row = next((row for trial_id, row in rows.items() if trial_id in folder.name), None)
+        if row is None or row.state == "ERROR":
+            continue
+        events = EventAccumulator(str(folder), size_guidance={IMAGES: 0})
+        events.Reload()
+        assert "cross_synthesis/prior" in events.Tags()["images"]
+        images = events.Images("cross_synthesis/prior")
+        assert images[-1].step == row.epochs and images[-1].width > images[-1].height > 0
+        hparams = events.PluginTagToContent("hparams")
+        assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
+        from tensorboard.plugins.hparams import plugin_data_pb2
+
+        start = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
+        values = start.session_start_info.hparams
+        assert set(values) == set(row.params)
+        assert values["train.lr"].number_value == pytest.approx(row.params["train.lr"])
+        checked += 1
+    assert checked >= 3
+
+
 def test_cli_errors_are_one_line(small_study, tmp_path, capsys):
     assert main(["tune", "status", str(tmp_path)]) == 2
     assert "not a dmvae tune experiment folder" in capsys.readouterr().err
@@ -366,3 +397,36 @@ def test_resume_after_killed_driver(ray_session, tmp_path):
     trials = _optuna_trials(folder)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert sorted(t.params["train.lr"] for t in trials) == sorted(row.params["train.lr"] for row in rows)
+
+
+# --- dmvae tune final: final runs over seeds as parallel Ray tasks -------------------------------------
+def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
+    best = tmp_path / "best.yaml"
+    config = load_config(REPO / "configs" / "mnist_dmvae.yaml", ["data.train_size=1000", "train.epochs=1"])
+    config.data.root = DATA_ROOT
+    config.save(best)
+    assert main(["tune", "final", str(best), "--seeds", "0", "1", "--set", "data.paired_fraction=0.1"]) == 0
+    out = tmp_path / "best-final"  # the default: next to best.yaml
+    assert "test_accuracy" in capsys.readouterr().out
+    finals = []
+    for seed in (0, 1):
+        run = out / f"seed-{seed}"
+        for name in ("config.yaml", "metrics.jsonl", "final.json", "checkpoints/last.pt"):
+            assert (run / name).is_file(), name
+        assert list((run / "figures").glob("*.png"))
+        saved = load_config(run / "config.yaml")
+        assert (saved.seed, saved.data.paired_fraction, saved.train.epochs) == (seed, 0.1, 1)
+        finals.append(yaml.safe_load((run / "final.json").read_text()))
+    summary = yaml.safe_load((out / "final_runs.json").read_text())
+    assert [run["seed"] for run in summary["runs"]] == [0, 1] and summary["failed"] == []
+    for key in ("val_accuracy", "test_accuracy"):
+        values = [final[key] for final in finals]
+        assert [run[key] for run in summary["runs"]] == values and all(0 <= v <= 1 for v in values)
+        stat = summary["summary"][key]
+        assert stat["n"] == 2 and abs(stat["mean"] - sum(values) / 2) < 1e-9
+        assert abs(stat["std"] - abs(values[0] - values[1]) / 2**0.5) < 1e-9
+    # A rerun trains nothing again; a different config cannot reuse the folder.
+    assert main(["tune", "final", str(best), "--seeds", "0", "1", "--set", "data.paired_fraction=0.1"]) == 0
+    assert capsys.readouterr().out.count("already done") == 2
+    assert main(["tune", "final", str(best), "--seeds", "0", "--out", str(out)]) == 2
+    assert "another config" in capsys.readouterr().err

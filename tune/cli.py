@@ -1,4 +1,4 @@
-"""`dmvae tune run|resume|status|export`: the study commands. Ray is imported only inside the handlers."""
+"""`dmvae tune run|resume|status|export|final`: the study commands. Ray is imported only in the handlers."""
 
 from __future__ import annotations
 
@@ -45,6 +45,27 @@ def add_parser(subparsers) -> None:
     )
     export.add_argument("--top-k", type=int, default=1, help="export the K best trials (default 1)")
     export.set_defaults(handler=cmd_export)
+
+    final = actions.add_parser(
+        "final", help="train the final models of an exported config over several seeds (parallel Ray tasks)"
+    )
+    final.add_argument("config", help="run config YAML, e.g. best.yaml from `dmvae tune export`")
+    final.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    final.add_argument(
+        "--out", help="folder for seed-<s>/ run folders and final_runs.json (default: <config stem>-final/)"
+    )
+    final.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
+    final.add_argument("--cpus", type=float, default=1, help="CPUs per run (default 1; also torch threads)")
+    final.add_argument("--gpus", type=float, default=0, help="GPUs per run; a fraction (0.25) shares a GPU")
+    final.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.epochs=30 (repeatable)",
+    )
+    final.set_defaults(handler=cmd_final)
 
 
 def _quiet_ray() -> None:
@@ -109,3 +130,21 @@ def cmd_export(args) -> int:
     for path in export_best(experiment, args.out, args.top_k):
         print(f"wrote {path}")
     return 0
+
+
+def cmd_final(args) -> int:
+    _quiet_ray()
+    from tune.final import SUMMARY_FILE, format_summary, run_final
+
+    out, summary = run_final(
+        args.config,
+        args.seeds,
+        args.out,
+        args.overrides,
+        address=args.address,
+        cpus=args.cpus,
+        gpus=args.gpus,
+    )
+    print(format_summary(summary))
+    print(f"wrote {out / SUMMARY_FILE}")
+    return 1 if summary["failed"] else 0

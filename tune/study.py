@@ -49,6 +49,7 @@ SETTINGS = {  # study field -> (type, default)
     "metric": (str, DEFAULT_METRIC),
     "mode": (str, "max"),
     "storage": (str, None),
+    "image_every": (int, 2),
 }
 FIELDS = ("name", "base", "set", "space", "resources", "points_to_evaluate", *SETTINGS)
 
@@ -71,6 +72,7 @@ class Study:
     metric: str = DEFAULT_METRIC
     mode: str = "max"
     storage: str | None = None  # Optuna storage URL (None: SQLite file in the experiment folder)
+    image_every: int = 2  # TensorBoard image grid every N epochs (and at ASHA milestones, the last epoch)
 
     # --- configs ---------------------------------------------------------------------------------------
     def run_config(self, params: dict[str, Any] | None = None) -> RunConfig:
@@ -280,8 +282,8 @@ def _check(study: Study) -> None:
     for key in ("num_samples", "max_epochs", "grace_period", "max_concurrent"):
         if getattr(study, key) < 1:
             raise UserError(f"study field {key} must be >= 1, got {getattr(study, key)}")
-    if study.max_failures < 0 or study.seed < 0:
-        raise UserError("study fields max_failures and seed must be >= 0")
+    if study.max_failures < 0 or study.seed < 0 or study.image_every < 0:
+        raise UserError("study fields max_failures, seed and image_every must be >= 0")
     if study.grace_period > study.max_epochs:
         raise UserError(f"grace_period {study.grace_period} is above max_epochs {study.max_epochs}")
     if study.reduction_factor < 2:

@@ -3,11 +3,17 @@
 The trial config Ray passes in holds only the sampled values (dotted RunConfig keys); the rest of the run
 config comes from the study. Metrics keep their '/' names (TensorBoard groups on them). Only validation and
 training metrics are reported: the test split is never looked at during a search.
+
+Image grids (cross-synthesis) go to an extra TensorBoard event file in the trial's working directory, which
+Ray syncs to the trial folder in the experiment storage (SyncConfig(sync_artifacts=True)); TensorBoard shows
+them with the trial's curves. Ray's own TensorBoard logger writes the curves and, when a trial ends, its
+hparams (the sampled values with the last metrics).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,8 @@ from typing import Any
 import torch
 
 from dmvae.training.trainer import Trainer
-from tune.study import study_from_dict
+from tune.images import cross_synthesis_grid, image_epochs
+from tune.study import Study, study_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -34,6 +41,12 @@ def trial_device() -> str:
     return "cuda:0" if ray.get_gpu_ids() else "cpu"
 
 
+def node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def trial_threads() -> int:
     from ray import tune
 
@@ -45,9 +58,12 @@ def report_epoch(trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
     """Epoch hook: every metric of the epoch plus best-so-far validation accuracy, and a checkpoint."""
     from ray import tune
 
-    values = {key: float(value) for key, value in metrics.items() if isinstance(value, int | float)}
+    values: dict[str, Any] = {
+        key: float(value) for key, value in metrics.items() if isinstance(value, int | float)
+    }
     best = trainer.best_score
     values["val/best_accuracy"] = best if math.isfinite(best) else 0.0
+    values["node_id"] = node_id()  # which Ray node ran the epoch (Ray adds hostname and node_ip itself)
     every = trainer.config.train.checkpoint_every
     if epoch == trainer.config.train.epochs or (every and epoch % every == 0):
         with tempfile.TemporaryDirectory(prefix="dmvae-ckpt-") as folder:
@@ -57,19 +73,59 @@ def report_epoch(trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         tune.report(values)
 
 
+class EpochReporter:
+    """The trainer's epoch hook: an image grid at the epochs of `image_epochs`, then `report_epoch`."""
+
+    IMAGE_TAG = "cross_synthesis/prior"
+
+    def __init__(self, study: Study, log_dir: str | Path):
+        self.image_epochs = image_epochs(
+            study.max_epochs, study.grace_period, study.reduction_factor, study.image_every
+        )
+        self.log_dir = Path(log_dir)
+        self.writer = None
+
+    def __call__(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        if epoch in self.image_epochs:
+            self.log_images(trainer, epoch)
+        report_epoch(trainer, epoch, metrics)  # after the images: the checkpoint's sync carries them
+
+    def log_images(self, trainer: Trainer, epoch: int) -> None:
+        grid = cross_synthesis_grid(trainer.model, trainer.source, trainer.target, trainer.device)
+        if grid is None:
+            return
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.log_dir), filename_suffix=".images")
+        self.writer.add_image(self.IMAGE_TAG, grid, global_step=epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 def train_trial(params: dict[str, Any], study: dict[str, Any]) -> None:
     """Run one trial. A TrainingDiverged (NaN loss) or any other error propagates: Ray marks it errored."""
     from ray import tune
 
-    config = study_from_dict(study).trial_config(params)
+    study_object = study_from_dict(study)
+    config = study_object.trial_config(params)
     config.train.threads = trial_threads()
-    trainer = SearchTrainer(config, hooks=[report_epoch], progress=None, device=trial_device())
+    # Ray runs the trial in its working directory, synced to the trial folder (sync_artifacts).
+    reporter = EpochReporter(study_object, os.getcwd())
+    trainer = SearchTrainer(config, hooks=[reporter], progress=None, device=trial_device())
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer.resume(Path(folder) / CHECKPOINT_FILE)
     torch.set_num_threads(config.train.threads)
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        reporter.close()
 
 
 def make_trainable(study_values: dict[str, Any], resources: dict[str, float]):
