@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from dmvae.config import read_yaml_mapping
 from dmvae.errors import UserError
 
 RUN_FILES = ("config.yaml", "final.json")
@@ -89,13 +89,7 @@ def model_label(kind: str | None, shared: str | None) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path} does not hold a mapping")
-    return values
+    return read_yaml_mapping(path, "file")
 
 
 def _read_json(path: Path) -> Any:

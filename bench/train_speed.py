@@ -47,17 +47,21 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         print(f"epoch {trainer.epoch}: {seconds[-1]:.2f} s", flush=True)
     per_epoch = min(seconds)
-    print(json.dumps({
-        "dataset": args.dataset,
-        "architecture": trainer.model.architecture,
-        "epochs": args.epochs,
-        "seconds_per_epoch": round(per_epoch, 3),
-        "images_per_second": round(len(splits.train) / per_epoch, 1),
-        "threads": torch.get_num_threads(),
-        "precision": args.precision,
-        "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "architecture": trainer.model.architecture,
+                "epochs": args.epochs,
+                "seconds_per_epoch": round(per_epoch, 3),
+                "images_per_second": round(len(splits.train) / per_epoch, 1),
+                "threads": torch.get_num_threads(),
+                "precision": args.precision,
+                "torch": torch.__version__,
+                "cpu": platform.processor() or platform.machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

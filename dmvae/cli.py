@@ -1,4 +1,4 @@
-"""The `dmvae` command: train, evaluate, data; `tune` and `report` come from the layers above when installed."""
+"""The `dmvae` command: train, evaluate, data; `tune` and `report` come from the layers above."""
 
 from __future__ import annotations
 
@@ -17,18 +17,30 @@ EXTENSIONS = {"tune": "tune.cli", "report": "analysis.cli"}
 def _add_train(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train one model from a config")
     parser.add_argument("--config", help="run config YAML (see configs/); with --resume: RUN_DIR/config.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set data.paired_fraction=0.01 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set data.paired_fraction=0.01 (repeatable)",
+    )
     parser.add_argument("--out", required=True, help="run folder for config, metrics, checkpoints, figures")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     parser.set_defaults(handler=cmd_train)
 
 
 def _add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="re-evaluate a saved run on validation and test data")
     parser.add_argument("run_dir")
-    parser.add_argument("--weights", choices=("best", "last"), default="best",
-                        help="best-validation weights (default) or the last epoch's")
+    parser.add_argument(
+        "--weights",
+        choices=("best", "last"),
+        default="best",
+        help="best-validation weights (default) or the last epoch's",
+    )
     parser.add_argument("--protocol", choices=("mode", "sampled"), help="override eval.protocol")
     parser.add_argument("--no-figures", action="store_true", help="skip writing figures")
     parser.set_defaults(handler=cmd_evaluate)
@@ -63,7 +75,9 @@ def cmd_train(args) -> int:
         if not args.config:
             raise UserError("dmvae train needs --config FILE (e.g. configs/mnist_dmvae.yaml)")
         if (out / "metrics.jsonl").exists() or (out / "final.json").exists():
-            raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise UserError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
         config: RunConfig = load_config(args.config, args.overrides)
         trainer = Trainer(config, out_dir=out)
     final = trainer.fit()
@@ -74,15 +88,18 @@ def cmd_train(args) -> int:
 def _truncate_metrics(path: Path, epochs: int) -> None:
     """Drop metric lines written after the checkpoint we resume from (they will be written again)."""
     if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs]
+        lines = [
+            line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs
+        ]
         path.write_text("".join(line + "\n" for line in lines))
 
 
 def cmd_evaluate(args) -> int:
     from dmvae.evaluation.saved_run import evaluate_run
 
-    result = evaluate_run(Path(args.run_dir), weights=args.weights, protocol=args.protocol,
-                          figures=not args.no_figures)
+    result = evaluate_run(
+        Path(args.run_dir), weights=args.weights, protocol=args.protocol, figures=not args.no_figures
+    )
     print(json.dumps(result))
     return 0
 
@@ -107,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_data(subparsers)
-    for name, module in EXTENSIONS.items():
+    for module in EXTENSIONS.values():
         try:
             importlib.import_module(module).add_parser(subparsers)
         except ModuleNotFoundError as error:

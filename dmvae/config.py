@@ -46,14 +46,10 @@ class BaseConfig:
     def from_yaml(cls, path: str | Path) -> BaseConfig:
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist; pass a YAML file such as configs/mnist_dmvae.yaml")
-        try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
-        if values is not None and not isinstance(values, dict):
-            raise UserError(f"config file {path} must hold a mapping of config keys")
-        return cls.from_dict(values)
+            raise UserError(
+                f"config file {path} does not exist; pass a YAML file such as configs/mnist_dmvae.yaml"
+            )
+        return cls.from_dict(read_yaml_mapping(path, "config file"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -70,6 +66,19 @@ class BaseConfig:
                 raise UserError(f"--set expects key=value, got {assignment!r}")
             set_dotted(values, key.strip(), parse_value(raw))
         return type(self).from_dict(values)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """The mapping a YAML file holds (empty file: {}); bad YAML or another type is a one-line UserError."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{what} {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UserError(f"{what} {path} must hold a mapping of keys to values")
+    return values
 
 
 def parse_value(raw: str) -> Any:
@@ -116,7 +125,9 @@ class ModelConfig(BaseConfig):
 @dataclass
 class ObjectiveConfig(BaseConfig):
     recon_weight: dict[str, float] = field(default_factory=dict)  # lambda_i of Eq. 4; absent: 1
-    beta_private: dict[str, float] = field(default_factory=dict)  # TC weight, private group (Eq. 5); absent: 1
+    beta_private: dict[str, float] = field(
+        default_factory=dict
+    )  # TC weight, private group (Eq. 5); absent: 1
     beta_shared: dict[str, float] = field(default_factory=dict)  # TC weight, shared group (Eq. 5); absent: 1
     mi_weight: float = 1.0  # weight of the index-code MI term (Eq. 2)
     dw_weight: float = 1.0  # weight of the dimension-wise KL term (Eq. 2)
@@ -195,7 +206,9 @@ class RunConfig(BaseConfig):
         _choice("objective.estimator", o.estimator, ("mws", "mss"))
         _choice("objective.concrete_density", o.concrete_density, ("exact", "argmax"))
         if not isinstance(o.kl_anneal_epochs, int) or o.kl_anneal_epochs < 0:
-            raise UserError(f"objective.kl_anneal_epochs must be a whole number >= 0, got {o.kl_anneal_epochs!r}")
+            raise UserError(
+                f"objective.kl_anneal_epochs must be a whole number >= 0, got {o.kl_anneal_epochs!r}"
+            )
         _positive_int("train.epochs", t.epochs)
         _positive_int("train.batch_size", t.batch_size)
         _positive("train.lr", t.lr)

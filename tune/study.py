@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from dmvae.config import RunConfig, parse_value, set_dotted
+from dmvae.config import RunConfig, parse_value, read_yaml_mapping, set_dotted
 from dmvae.data import default_root
 from dmvae.errors import UserError
 from tune.space import DefineByRun, Param
@@ -161,13 +161,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"study file {path} does not exist; see tune/studies/ for examples")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise UserError(f"study file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise UserError(f"study file {path} must hold a mapping (name, base, space, ...)")
-    values = dict(values)
+    values = dict(read_yaml_mapping(path, "study file"))
     values.setdefault("name", path.stem)
     for assignment in overrides or []:
         key, sep, raw = assignment.partition("=")
@@ -234,13 +228,7 @@ def _base_mapping(base: Any) -> dict[str, Any]:
     candidates = [path] if path.is_absolute() else [path, REPO / path]
     for candidate in candidates:
         if candidate.is_file():
-            try:
-                values = yaml.safe_load(candidate.read_text())
-            except yaml.YAMLError as error:
-                raise UserError(f"base {candidate} is not valid YAML: {str(error).splitlines()[0]}") from None
-            if not isinstance(values, dict):
-                raise UserError(f"base {candidate} must hold a mapping of run config keys")
-            return values
+            return read_yaml_mapping(candidate, "base config")
     raise UserError(f"base config {base} not found (relative paths are read from here or from {REPO})")
 
 

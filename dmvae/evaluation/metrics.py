@@ -11,14 +11,21 @@ from dmvae.models import MultimodalVAE
 def default_source_target(model: MultimodalVAE, source: str | None, target: str | None) -> tuple[str, str]:
     source = source or model.names[0]
     if target is None:
-        candidates = [n for n in model.names if n != source and model.specs[n].kind in ("label", "attributes")]
+        candidates = [
+            n for n in model.names if n != source and model.specs[n].kind in ("label", "attributes")
+        ]
         target = candidates[0] if candidates else next(n for n in model.names if n != source)
     return source, target
 
 
 @torch.no_grad()
 def cross_generated(
-    model: MultimodalVAE, dataset: MultimodalDataset, source: str, target: str, sampled: bool, batch_size: int = 2000
+    model: MultimodalVAE,
+    dataset: MultimodalDataset,
+    source: str,
+    target: str,
+    sampled: bool,
+    batch_size: int = 2000,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions and truths of `target` cross-generated from `source` for every example of `dataset`."""
     was_training = model.training
@@ -39,7 +46,7 @@ def cross_generated(
 
 
 def binary_scores(predictions: torch.Tensor, truths: torch.Tensor) -> dict[str, float]:
-    """Mean over attributes of accuracy and F1 (F1 of an attribute with no positives and none predicted: 1)."""
+    """Mean over attributes of accuracy and F1 (an attribute never present nor predicted has F1 1)."""
     predictions, truths = predictions.bool(), truths.bool()
     tp = (predictions & truths).sum(0).double()
     fp = (predictions & ~truths).sum(0).double()

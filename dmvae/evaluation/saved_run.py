@@ -17,20 +17,28 @@ def load_run(run_dir: Path, weights: str = "best", overrides: list[str] | None =
     """A Trainer on the run's resolved config with the run's weights loaded (no training)."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of dmvae train")
+        raise UserError(
+            f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of dmvae train"
+        )
     trainer = Trainer(load_config(config_path, overrides), out_dir=None, progress=None)
     if weights == "best" and (run_dir / "checkpoints" / "best_model.pt").is_file():
         try:
             state = torch.load(run_dir / "checkpoints" / "best_model.pt", map_location=trainer.device)
         except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
-            raise UserError(f"{run_dir}/checkpoints/best_model.pt is corrupt ({type(error).__name__})") from None
+            raise UserError(
+                f"{run_dir}/checkpoints/best_model.pt is corrupt ({type(error).__name__})"
+            ) from None
         trainer.model.load_state_dict(state)
     else:
-        trainer.model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt", trainer.device)["model"])
+        trainer.model.load_state_dict(
+            load_checkpoint(run_dir / "checkpoints" / "last.pt", trainer.device)["model"]
+        )
     return trainer
 
 
-def evaluate_run(run_dir: Path, weights: str = "best", protocol: str | None = None, figures: bool = True) -> dict:
+def evaluate_run(
+    run_dir: Path, weights: str = "best", protocol: str | None = None, figures: bool = True
+) -> dict:
     overrides = [f"eval.protocol={protocol}"] if protocol else None
     trainer = load_run(run_dir, weights, overrides)
     result = {"weights": weights, "protocol": trainer.config.eval.protocol}

@@ -2,11 +2,11 @@
 
 from dmvae.config import RunConfig
 from dmvae.data import ModalitySpec
+from dmvae.errors import UserError
 from dmvae.models.base import Encoding, MultimodalVAE
 from dmvae.models.dmvae import DMVAE
 from dmvae.models.mvae import MVAE
 from dmvae.models.networks import ARCHITECTURES, default_architecture
-from dmvae.errors import UserError
 
 
 def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
@@ -14,7 +14,9 @@ def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
     if architecture == "auto":
         architecture = default_architecture(config.model.kind, config.data.name)
     if architecture not in ARCHITECTURES:
-        raise UserError(f"model.architecture must be auto or one of {', '.join(ARCHITECTURES)}; got {architecture!r}")
+        raise UserError(
+            f"model.architecture must be auto or one of {', '.join(ARCHITECTURES)}; got {architecture!r}"
+        )
     names = {spec.name for spec in specs}
     for group, values in (
         ("model.private_dim", config.model.private_dim),
@@ -24,7 +26,9 @@ def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
     ):
         unknown = sorted(set(values) - names)
         if unknown:
-            raise UserError(f"{group} names modality {unknown[0]!r}, but the data has {', '.join(sorted(names))}")
+            raise UserError(
+                f"{group} names modality {unknown[0]!r}, but the data has {', '.join(sorted(names))}"
+            )
     model_class = DMVAE if config.model.kind == "dmvae" else MVAE
     model = model_class(specs, config.model, config.objective, architecture)
     model.precision = config.train.precision

@@ -35,18 +35,29 @@ class MultimodalVAE(nn.Module):
         self.precision = "fp32"  # set by the trainer from train.precision
         self.specs = {spec.name: spec for spec in specs}
         self.names = [spec.name for spec in specs]
-        self.shared = make_shared_latent(model.shared, model.shared_dim, model.temperature, objective.concrete_density)
+        self.shared = make_shared_latent(
+            model.shared, model.shared_dim, model.temperature, objective.concrete_density
+        )
         self.private = {name: GaussianLatent(model.private_dim.get(name, 0)) for name in self.names}
-        self.encoders = nn.ModuleDict({
-            name: build_encoder(
-                architecture, self.specs[name], self.private[name].param_dim + self.shared.param_dim, model.hidden_dim
-            )
-            for name in self.names
-        })
-        self.decoders = nn.ModuleDict({
-            name: build_decoder(architecture, self.specs[name], self.private[name].dim + self.shared.dim, model.hidden_dim)
-            for name in self.names
-        })
+        self.encoders = nn.ModuleDict(
+            {
+                name: build_encoder(
+                    architecture,
+                    self.specs[name],
+                    self.private[name].param_dim + self.shared.param_dim,
+                    model.hidden_dim,
+                )
+                for name in self.names
+            }
+        )
+        self.decoders = nn.ModuleDict(
+            {
+                name: build_decoder(
+                    architecture, self.specs[name], self.private[name].dim + self.shared.dim, model.hidden_dim
+                )
+                for name in self.names
+            }
+        )
 
     # --- inference -----------------------------------------------------------------------------------------
     def encoder_input(self, name: str, x: Tensor) -> Tensor:
@@ -85,7 +96,9 @@ class MultimodalVAE(nn.Module):
         logits may carry extra leading dimensions (e.g. one per shared-latent source); x is broadcast."""
         lead = logits.shape[: logits.dim() - x.dim() - (1 if self.specs[name].kind == "label" else 0)]
         if self.specs[name].kind == "label":
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x.expand(*lead, *x.shape).reshape(-1), reduction="none")
+            nll = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), x.expand(*lead, *x.shape).reshape(-1), reduction="none"
+            )
             return -nll.view(*lead, x.shape[0])
         per_dim = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
         return -per_dim.flatten(len(lead) + 1).sum(-1)

@@ -51,7 +51,9 @@ class DMVAE(MultimodalVAE):
         total = torch.zeros((), device=next(iter(batch.values())).device)
         terms: dict[str, Tensor] = {}
         for name in names:
-            log_lik = self.source_log_likelihoods(name, batch[name], z_private.get(name), list(z_shared.values()))
+            log_lik = self.source_log_likelihoods(
+                name, batch[name], z_private.get(name), list(z_shared.values())
+            )
             beta_shared = o.beta_shared.get(name, 1.0)
             private = (
                 private_kl[name].weighted(o.mi_weight, o.beta_private.get(name, 1.0), o.dw_weight)
@@ -60,7 +62,9 @@ class DMVAE(MultimodalVAE):
             )
             for key, source_log_lik in zip(z_shared, log_lik, strict=True):
                 shared = shared_kl[key].weighted(o.mi_weight, beta_shared, o.dw_weight)
-                total = total - (o.recon_weight.get(name, 1.0) * source_log_lik - kl_weight * (private + shared))
+                total = total - (
+                    o.recon_weight.get(name, 1.0) * source_log_lik - kl_weight * (private + shared)
+                )
             terms[f"recon_{name}"] = -log_lik.mean()
             if name in private_kl:
                 for part in ("mi", "tc", "dw"):

@@ -40,7 +40,7 @@ class GaussianLatent:
         return mean, logvar.clamp(-12.0, 8.0)
 
     def product_of_experts(self, experts: list[Tensor]) -> Tensor:
-        """Eq. 3 in closed form with the prior expert N(0, I): precisions add, means are precision-weighted."""
+        """Eq. 3 in closed form with the prior expert N(0, I): precisions add, means weighted by them."""
         precision = torch.ones_like(experts[0][..., : self.dim])
         weighted_mean = torch.zeros_like(precision)
         for params in experts:
@@ -62,7 +62,11 @@ class GaussianLatent:
         """[n, m, factor]: log N(z_n,k | mean_m,k, var_m,k)."""
         mean, logvar = self.split(params)
         z = point.unsqueeze(1)
-        return -0.5 * (math.log(2 * math.pi) + logvar.unsqueeze(0) + (z - mean.unsqueeze(0)) ** 2 * torch.exp(-logvar.unsqueeze(0)))
+        return -0.5 * (
+            math.log(2 * math.pi)
+            + logvar.unsqueeze(0)
+            + (z - mean.unsqueeze(0)) ** 2 * torch.exp(-logvar.unsqueeze(0))
+        )
 
     def log_density(self, params: Tensor, point: Tensor) -> Tensor:
         """[n, factor]: log q(z_n | x_n)."""
@@ -108,12 +112,16 @@ class CategoricalLatent:
 
     def _log_density(self, log_probs: Tensor, log_z: Tensor) -> Tensor:
         if self.density == "argmax":
-            index = log_z.argmax(-1, keepdim=True).expand(*torch.broadcast_shapes(log_z.shape[:-1], log_probs.shape[:-1]), 1)
+            index = log_z.argmax(-1, keepdim=True).expand(
+                *torch.broadcast_shapes(log_z.shape[:-1], log_probs.shape[:-1]), 1
+            )
             return torch.gather(log_probs.expand(*index.shape[:-1], self.dim), -1, index)
         # Density of log z under ExpConcrete(pi, T): Eq. 7 up to the Jacobian of z -> log z.
         n, t = self.dim, self.temperature
         scores = log_probs - t * log_z
-        return (math.lgamma(n) + (n - 1) * math.log(t) + scores.sum(-1) - n * torch.logsumexp(scores, -1)).unsqueeze(-1)
+        return (
+            math.lgamma(n) + (n - 1) * math.log(t) + scores.sum(-1) - n * torch.logsumexp(scores, -1)
+        ).unsqueeze(-1)
 
     def log_density_matrix(self, params: Tensor, point: Tensor) -> Tensor:
         return self._log_density(F.log_softmax(params, -1).unsqueeze(0), point.unsqueeze(1))

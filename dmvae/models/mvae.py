@@ -3,7 +3,6 @@ joint ELBO and each single-modality ELBO, with an annealed KL weight."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from dmvae.models.base import MultimodalVAE

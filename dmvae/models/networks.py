@@ -21,7 +21,9 @@ def _flat_dim(spec: ModalitySpec) -> int:
     return math.prod(spec.shape)
 
 
-def _mlp(sizes: list[int], activation: Callable[[], nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
+def _mlp(
+    sizes: list[int], activation: Callable[[], nn.Module] = nn.ReLU, dropout: float = 0.0
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
@@ -83,7 +85,7 @@ def celeba_image_decoder(in_dim: int, channels: int = 3) -> nn.Module:
 
 
 def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: int = 256) -> nn.Module:
-    """Image encoders take [B, C, H, W] in [0, 1]; label and attribute encoders take [B, n] (one-hot / 0-1)."""
+    """Image encoders take [B, C, H, W] in [0, 1]; label and attribute encoders take [B, n]."""
     size = _flat_dim(spec)
     if spec.kind == "image" and len(spec.shape) == 3:
         if architecture == "fmnist" and spec.shape == (1, 28, 28):

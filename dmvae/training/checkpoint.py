@@ -23,11 +23,15 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; train the run first (dmvae train ... --out RUN_DIR)")
+        raise UserError(
+            f"checkpoint {path} does not exist; train the run first (dmvae train ... --out RUN_DIR)"
+        )
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        raise UserError(f"checkpoint {path} is corrupt ({type(error).__name__}); delete it and train again") from None
+        raise UserError(
+            f"checkpoint {path} is corrupt ({type(error).__name__}); delete it and train again"
+        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"checkpoint {path} is not a dmvae checkpoint (no model state in it)")
     return state

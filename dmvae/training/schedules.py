@@ -87,7 +87,9 @@ class MixedSchedule:
         self._remaining = state["remaining"].to(self.paired.device)
 
 
-def make_schedule(name: str, paired: Tensor, unpaired: Tensor, batch_size: int, paired_ratio: float, generator):
+def make_schedule(
+    name: str, paired: Tensor, unpaired: Tensor, batch_size: int, paired_ratio: float, generator
+):
     if name == "authors":
         return AuthorsSchedule(paired, unpaired, batch_size, generator)
     return MixedSchedule(paired, unpaired, batch_size, paired_ratio)

@@ -57,7 +57,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         splits = splits if splits is not None else load_splits(config.data, config.seed)
         self.splits = DatasetSplits(
-            splits.name, splits.specs, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device)
+            splits.name,
+            splits.specs,
+            splits.train.to(self.device),
+            splits.val.to(self.device),
+            splits.test.to(self.device),
         )
         self.model = build_model(config, self.splits.specs).to(self.device)
         if any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
@@ -80,7 +84,7 @@ class Trainer:
         self.seconds = 0.0
 
     def _resolved(self, config: RunConfig) -> RunConfig:
-        """The config with every default made explicit (architecture, per-modality values, eval modalities)."""
+        """The config with every default made explicit (architecture, per-modality values, eval roles)."""
         values = config.to_dict()
         names = self.model.names
         values["model"]["architecture"] = self.model.architecture
@@ -135,7 +139,9 @@ class Trainer:
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         dataset = getattr(self.splits, split)
-        return evaluate_cross_generation(self.model, dataset, self.source, self.target, self.config.eval.protocol)
+        return evaluate_cross_generation(
+            self.model, dataset, self.source, self.target, self.config.eval.protocol
+        )
 
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -203,7 +209,9 @@ class Trainer:
 
     def _report(self, metrics: dict) -> None:
         recon = "  ".join(
-            f"{key.split('recon_')[1]} {value:.2f}" for key, value in metrics.items() if "/paired/recon_" in key
+            f"{key.split('recon_')[1]} {value:.2f}"
+            for key, value in metrics.items()
+            if "/paired/recon_" in key
         )
         val = f"  val acc {metrics['val/accuracy']:.4f}" if "val/accuracy" in metrics else ""
         self.progress(
@@ -236,7 +244,11 @@ class Trainer:
             for parameter in group["params"]:
                 if parameter in self.optimizer.state:
                     parameter.grad = torch.zeros_like(parameter)
-        self.epoch, self.best_score, self.best_epoch = state["epoch"], state["best_score"], state["best_epoch"]
+        self.epoch, self.best_score, self.best_epoch = (
+            state["epoch"],
+            state["best_score"],
+            state["best_epoch"],
+        )
         self.best_state, self.history, self.seconds = state["best_state"], state["history"], state["seconds"]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
