@@ -430,3 +430,15 @@ def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 2
     assert main(["tune", "final", str(best), "--seeds", "0", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_a_new_experiment_pins_the_data_folder_seen_by_the_driver(tmp_path, monkeypatch) -> None:
+    """Trials run in their own working folders, so a relative default data folder must be made absolute."""
+    from tune.experiment import create_experiment
+
+    monkeypatch.delenv("DMVAE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
+    experiment = create_experiment(study, "pinned", str(tmp_path / "tune"))
+    saved = yaml.safe_load((experiment.folder / "study.yaml").read_text())
+    assert saved["base"]["data"]["root"] == str((tmp_path / "data").resolve())

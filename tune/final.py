@@ -115,6 +115,7 @@ def run_final(
     out, configs = prepare(config_path, seeds, out, list(overrides or []))
     import ray
 
+    from dmvae.data import default_root
     from tune.runner import connect
 
     connect(address)
@@ -128,7 +129,9 @@ def run_final(
             finals[seed] = json.loads((folder / "final.json").read_text())
             print(f"seed {seed}: already done ({folder})")
             continue
-        pending[task.remote(config.to_dict(), str(folder), cpus)] = seed
+        if config.data.root is None:  # tasks may start in another folder: pin the data folder seen here
+            config.data.root = str(default_root().resolve())
+        pending[task.remote(config.to_dict(), str(folder.resolve()), cpus)] = seed
     print(f"final runs of {config_path}: seeds {seeds} in {out} ({len(pending)} to train)", flush=True)
     start = time.monotonic()
     try:
