@@ -373,12 +373,13 @@ def test_resume_after_killed_driver(ray_session, tmp_path):
     command += ["--storage-path", str(folder.parent), "--address", address]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     driver = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=REPO, env=env, stdout=(tmp_path / "driver.log").open("w"), stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 180
         while "COMPLETE" not in _optuna_states(folder):
-            assert driver.poll() is None, "the driver ended before it could be killed"
+            log_tail = (tmp_path / "driver.log").read_text()[-3000:]
+            assert driver.poll() is None, f"the driver ended before it could be killed:\n{log_tail}"
             assert time.monotonic() < deadline, "no trial completed in time"
             time.sleep(0.25)
     finally:
