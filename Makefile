@@ -29,7 +29,7 @@ bench: setup data
 DEMO_DIR     ?= runs/demo
 DEMO_TRIALS  ?= 6
 DEMO_EPOCHS  ?= 6
-FINAL_EPOCHS ?= 20
+FINAL_EPOCHS ?= 15
 DEMO_SIZE    := --set study.num_samples=$(DEMO_TRIALS) --set study.max_epochs=$(DEMO_EPOCHS)
 RUN          = echo '$(BIN)/dmvae $(1)' >> $(DEMO_DIR)/commands.txt && $(BIN)/dmvae $(1)
 
@@ -39,8 +39,8 @@ demo: setup data
 	$(call RUN,tune run tune/studies/mvae_mnist.yaml --name mvae --storage-path $(DEMO_DIR)/tune $(DEMO_SIZE))
 	$(call RUN,tune export $(DEMO_DIR)/tune/dmvae --out $(DEMO_DIR)/best-dmvae.yaml)
 	$(call RUN,tune export $(DEMO_DIR)/tune/mvae --out $(DEMO_DIR)/best-mvae.yaml)
-	$(call RUN,tune final $(DEMO_DIR)/best-dmvae.yaml --seeds 0 1 2 --out $(DEMO_DIR)/final/dmvae --set train.epochs=$(FINAL_EPOCHS))
-	$(call RUN,tune final $(DEMO_DIR)/best-mvae.yaml --seeds 0 1 2 --out $(DEMO_DIR)/final/mvae --set train.epochs=$(FINAL_EPOCHS))
+	$(call RUN,tune final $(DEMO_DIR)/best-dmvae.yaml --seeds 0 1 2 --out $(DEMO_DIR)/final/dmvae --cpus 0.66 --set train.epochs=$(FINAL_EPOCHS))
+	$(call RUN,tune final $(DEMO_DIR)/best-mvae.yaml --seeds 0 1 2 --out $(DEMO_DIR)/final/mvae --cpus 0.66 --set train.epochs=$(FINAL_EPOCHS))
 	$(call RUN,report $(DEMO_DIR)/tune/dmvae $(DEMO_DIR)/tune/mvae $(DEMO_DIR)/final --out report)
 	@echo "report:      report/report.md"
 	@echo "tensorboard: $(BIN)/tensorboard --logdir $(DEMO_DIR)/tune"
