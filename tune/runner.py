@@ -55,7 +55,7 @@ def run_config(experiment: Experiment):
         name=experiment.name,
         storage_path=str(experiment.storage_path),
         failure_config=tune.FailureConfig(max_failures=experiment.study.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4),  # slack for a driver killed mid-save
         # The trial's working directory (its image event file) is copied to the trial folder in storage.
         sync_config=tune.SyncConfig(sync_artifacts=True),
         verbose=int(os.environ.get("DMVAE_TUNE_VERBOSE", "1")),

@@ -27,13 +27,6 @@ from tune.study import Study, study_from_dict
 CHECKPOINT_FILE = "trainer.pt"
 
 
-class SearchTrainer(Trainer):
-    """A Trainer whose end of training evaluates nothing on the test split and writes no files."""
-
-    def finish(self) -> dict:
-        return {"epochs": self.epoch, "best_epoch": self.best_epoch, "val_best_accuracy": self.best_score}
-
-
 def trial_device() -> str:
     """cuda:0 when Ray gave this trial (part of) a GPU: Ray sets CUDA_VISIBLE_DEVICES to the assigned ones."""
     import ray
@@ -116,7 +109,7 @@ def train_trial(params: dict[str, Any], study: dict[str, Any]) -> None:
     config.train.threads = trial_threads()
     # Ray runs the trial in its working directory, synced to the trial folder (sync_artifacts).
     reporter = EpochReporter(study_object, os.getcwd())
-    trainer = SearchTrainer(config, hooks=[reporter], progress=None, device=trial_device())
+    trainer = Trainer(config, hooks=[reporter], progress=None, device=trial_device(), evaluate_test=False)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:

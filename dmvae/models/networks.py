@@ -84,16 +84,26 @@ def celeba_image_decoder(in_dim: int, channels: int = 3) -> nn.Module:
     )  # fmt: skip
 
 
+def _conv_pair(architecture: str, spec: ModalitySpec):
+    """(encoder factory, decoder factory) of the convolutional image networks, or None for MLPs."""
+    if spec.kind != "image" or len(spec.shape) != 3 or architecture not in ("fmnist", "celeba"):
+        return None
+    if architecture == "fmnist" and spec.shape == (1, 28, 28):
+        return fmnist_image_encoder, fmnist_image_decoder
+    if architecture == "celeba" and spec.shape[1:] == (64, 64):
+        channels = spec.shape[0]
+        return (lambda out: celeba_image_encoder(out, channels)), (
+            lambda dim: celeba_image_decoder(dim, channels)
+        )
+    raise UserError(f"architecture {architecture} does not fit images of shape {spec.shape}; use mlp")
+
+
 def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: int = 256) -> nn.Module:
     """Image encoders take [B, C, H, W] in [0, 1]; label and attribute encoders take [B, n]."""
     size = _flat_dim(spec)
-    if spec.kind == "image" and len(spec.shape) == 3:
-        if architecture == "fmnist" and spec.shape == (1, 28, 28):
-            return fmnist_image_encoder(out_dim)
-        if architecture == "celeba" and spec.shape[1:] == (64, 64):
-            return celeba_image_encoder(out_dim, spec.shape[0])
-        if architecture in ("fmnist", "celeba"):
-            raise UserError(f"architecture {architecture} does not fit images of shape {spec.shape}; use mlp")
+    conv = _conv_pair(architecture, spec)
+    if conv:
+        return conv[0](out_dim)
     if architecture == "mvae_mlp":
         return nn.Sequential(nn.Flatten(), _mlp([size, 512, 512, out_dim], nn.SiLU))
     if architecture in ("mnist", "fmnist", "celeba"):  # Tables 3-5: one hidden layer of 256
@@ -104,11 +114,9 @@ def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: i
 def build_decoder(architecture: str, spec: ModalitySpec, in_dim: int, hidden: int = 256) -> nn.Module:
     """Decoders return logits shaped like the modality (images [B, C, H, W], others [B, n])."""
     size = _flat_dim(spec)
-    if spec.kind == "image" and len(spec.shape) == 3:
-        if architecture == "fmnist" and spec.shape == (1, 28, 28):
-            return fmnist_image_decoder(in_dim)
-        if architecture == "celeba" and spec.shape[1:] == (64, 64):
-            return celeba_image_decoder(in_dim, spec.shape[0])
+    conv = _conv_pair(architecture, spec)
+    if conv:
+        return conv[1](in_dim)
     if architecture == "mvae_mlp":
         body = _mlp([in_dim, 512, 512, size], nn.SiLU)
     elif architecture in ("mnist", "fmnist", "celeba"):

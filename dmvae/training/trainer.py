@@ -46,11 +46,13 @@ class Trainer:
         hooks: list[EpochHook] | None = None,
         progress: Callable[[str], None] | None = print,
         device: str | torch.device | None = None,
+        evaluate_test: bool = True,
     ):
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.hooks = list(hooks or [])
         self.progress = progress or (lambda message: None)
+        self.evaluate_test = evaluate_test  # False inside searches: model selection never sees the test split
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
@@ -185,6 +187,8 @@ class Trainer:
             "seconds_per_epoch": round(self.seconds / max(self.epoch, 1), 3),
             "best_epoch": self.best_epoch,
         }
+        if not self.evaluate_test:
+            return final | {"val_best_accuracy": self.best_score}
         last_scores = self.evaluate("test")
         final |= {f"test_{key}_last": value for key, value in last_scores.items()}
         if self.best_state is not None:
