@@ -29,7 +29,7 @@ def test_parts_add_up_to_the_kl_estimate(kind: str, estimator: str) -> None:
     matrix = latent.log_density_matrix(params, point)
     prior = latent.prior_log_density(point)
     assert matrix.shape == (32, 32, latent.num_factors) and prior.shape == (32, latent.num_factors)
-    terms = decompose_kl(matrix, prior, dataset_size=1000, estimator=estimator)
+    terms = decompose_kl(matrix.transpose(1, 2), prior, dataset_size=1000, estimator=estimator)
     kl = (latent.log_density(params, point).sum(-1) - prior.sum(-1)).mean()
     torch.testing.assert_close(terms.total, kl, rtol=0, atol=1e-9)
     torch.testing.assert_close(terms.weighted(1.0, 1.0, 1.0), kl, rtol=0, atol=1e-9)
@@ -46,7 +46,7 @@ def aggregate_tc(rho: float, estimator: str, batch: int = 2000, seed: int = 0) -
     params = torch.cat([x, torch.full_like(x, math.log(0.01))], -1)
     z = x + 0.1 * torch.randn(batch, 2, generator=generator, dtype=torch.float64)
     latent = GaussianLatent(2)
-    terms = decompose_kl(latent.log_density_matrix(params, z), latent.prior_log_density(z), batch, estimator)
+    terms = decompose_kl(latent.log_density_factors(params, z), latent.prior_log_density(z), batch, estimator)
     return terms.tc.item()
 
 
@@ -96,12 +96,12 @@ def test_mss_with_the_whole_data_set_is_nearly_the_exact_aggregate() -> None:
     point = latent.rsample(params).point
     matrix = latent.log_density_matrix(params, point)
     prior = latent.prior_log_density(point)
-    terms = decompose_kl(matrix, prior, 50, "mss")
+    terms = decompose_kl(matrix.transpose(1, 2), prior, 50, "mss")
     exact_joint = torch.logsumexp(matrix.sum(-1), 1) - math.log(50)
     exact_product = (torch.logsumexp(matrix, 1) - math.log(50)).sum(-1)
     own = torch.diagonal(matrix, dim1=0, dim2=1).sum(0)
     assert abs(terms.mi.item() - (own - exact_joint).mean().item()) < 0.05
     assert abs(terms.tc.item() - (exact_joint - exact_product).mean().item()) < 0.05
     # a batch of one falls back to MWS (no strata to weigh)
-    single = decompose_kl(matrix[:1, :1], prior[:1], 50, "mss")
+    single = decompose_kl(matrix[:1, :1].transpose(1, 2), prior[:1], 50, "mss")
     torch.testing.assert_close(single.total, own[0] - prior[0].sum())

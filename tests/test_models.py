@@ -147,7 +147,8 @@ def test_bf16_precision_runs_networks_in_bfloat16_and_keeps_the_loss_close(synth
     batch = splits.train.batch(torch.arange(32), ["image", "label"])
     losses = {}
     for precision in ("fp32", "bf16"):
-        model = build_model(config.with_overrides([f"train.precision={precision}"]), splits.specs)
+        model = build_model(config, splits.specs)
+        model.precision = precision  # the trainer sets it from train.precision
         if precision == "fp32":
             reference_state = model.state_dict()
         else:

@@ -275,13 +275,13 @@ def test_fit_writes_its_files_and_the_config_round_trips(synthetic_splits, tmp_p
 
 def test_a_nan_loss_raises_training_diverged(synthetic_splits, monkeypatch) -> None:
     trainer = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(), progress=None)
-    original = type(trainer.model).loss
+    original = trainer.loss_fn
 
-    def nan_loss(self, batch, dataset_size, kl_weight=1.0):
-        loss, terms = original(self, batch, dataset_size, kl_weight)
+    def nan_loss(batch, dataset_size, kl_weight=1.0):
+        loss, terms = original(batch, dataset_size, kl_weight)
         return loss * float("nan"), terms
 
-    monkeypatch.setattr(type(trainer.model), "loss", nan_loss)
+    monkeypatch.setattr(trainer, "loss_fn", nan_loss)
     with pytest.raises(TrainingDiverged, match="diverged"):
         trainer.fit()
 

@@ -31,7 +31,6 @@ def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
             )
     model_class = DMVAE if config.model.kind == "dmvae" else MVAE
     model = model_class(specs, config.model, config.objective, architecture)
-    model.precision = config.train.precision
     return model
 
 

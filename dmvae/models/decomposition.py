@@ -41,24 +41,31 @@ def stratified_log_weights(batch_size: int, dataset_size: int, device=None) -> T
 
 
 def decompose_kl(
-    log_q_matrix: Tensor, log_prior: Tensor, dataset_size: int, estimator: str = "mws"
+    log_q_factors: Tensor, log_prior: Tensor, dataset_size: int, estimator: str = "mws"
 ) -> KLTerms:
     """Estimate MI, TC and dimension-wise KL from per-factor log-densities.
 
-    log_q_matrix: [n, m, factor], log q(z_n,k | x_m) for the sample z_n of example n under the posterior
-    of example m; its diagonal holds log q(z_n | x_n). log_prior: [n, factor], log p(z_n,k).
+    log_q_factors: [n, factor, m], log q(z_n,k | x_m) for the sample z_n of example n under the posterior
+    of example m (a latent's `log_density_factors`); its n = m entries hold log q(z_n | x_n).
+    log_prior: [n, factor], log p(z_n,k).
     """
-    batch = log_q_matrix.shape[0]
+    batch = log_q_factors.shape[0]
     dataset_size = max(dataset_size, batch)
-    log_q_own = torch.diagonal(log_q_matrix, dim1=0, dim2=1).sum(0)  # [n]
+    log_q_own = torch.diagonal(log_q_factors, dim1=0, dim2=2).sum(0)  # [n]
+    log_q_pairs = log_q_factors.sum(1)  # [n, m]: log q(z_n | x_m) over all factors
+    single_factor = log_q_factors.shape[1] == 1  # (a categorical z_s): q(z) is its own product, TC = 0
     if estimator == "mss" and batch > 1:
-        log_w = stratified_log_weights(batch, dataset_size, log_q_matrix.device).unsqueeze(-1)
-        log_q_joint = torch.logsumexp(log_q_matrix.sum(-1, keepdim=True) + log_w, dim=1).squeeze(-1)
-        log_q_product = torch.logsumexp(log_q_matrix + log_w, dim=1).sum(-1)
+        log_w = stratified_log_weights(batch, dataset_size, log_q_factors.device)
+        log_q_joint = torch.logsumexp(log_q_pairs + log_w, dim=-1)
+        log_q_product = (
+            log_q_joint if single_factor else torch.logsumexp(log_q_factors + log_w.unsqueeze(1), -1).sum(-1)
+        )
     else:
         log_norm = math.log(batch * dataset_size)
-        log_q_joint = torch.logsumexp(log_q_matrix.sum(-1), dim=1) - log_norm
-        log_q_product = (torch.logsumexp(log_q_matrix, dim=1) - log_norm).sum(-1)
+        log_q_joint = torch.logsumexp(log_q_pairs, dim=-1) - log_norm
+        log_q_product = (
+            log_q_joint if single_factor else (torch.logsumexp(log_q_factors, dim=-1) - log_norm).sum(-1)
+        )
     return KLTerms(
         mi=(log_q_own - log_q_joint).mean(),
         tc=(log_q_joint - log_q_product).mean(),

@@ -18,7 +18,7 @@ class DMVAE(MultimodalVAE):
     def _decomposed_kl(self, latent, params: Tensor, dataset_size: int) -> tuple[Tensor, KLTerms]:
         sample = latent.rsample(params)
         terms = decompose_kl(
-            latent.log_density_matrix(params, sample.point),
+            latent.log_density_factors(params, sample.point),
             latent.prior_log_density(sample.point),
             dataset_size,
             self.objective.estimator,

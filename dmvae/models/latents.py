@@ -1,8 +1,11 @@
 """Latent families of DMVAE: posteriors, product of experts (Eq. 3, 8), samples and log-densities.
 
-Every family exposes its log-densities *per factor* as a matrix over (sample n, posterior m), which is what
+Every family exposes its log-densities *per factor* for every (sample n, posterior m) pair, which is what
 the beta-TCVAE estimators of Eq. 2 need. Factors are the units of the total correlation: each dimension
-of a Gaussian, each binary variable, the one categorical variable.
+of a Gaussian, each binary variable, the one categorical variable. `log_density_factors` lays them out as
+[n, factor, m]: the posterior index innermost, so the reductions over m and over factors run over
+contiguous memory (the layout that compiled kernels vectorise); `log_density_matrix` is its [n, m, factor]
+view.
 
 Concrete samples are drawn and scored in log space (log z, or the logit of a binary z): the change of
 variables from z adds the same Jacobian term to log q(z|x), log q(z) and log p(z), so every KL estimate
@@ -58,15 +61,15 @@ class GaussianLatent:
     def mode(self, params: Tensor) -> Tensor:
         return self.split(params)[0]
 
-    def log_density_matrix(self, params: Tensor, point: Tensor) -> Tensor:
-        """[n, m, factor]: log N(z_n,k | mean_m,k, var_m,k)."""
+    def log_density_factors(self, params: Tensor, point: Tensor) -> Tensor:
+        """[n, factor, m]: log N(z_n,k | mean_m,k, var_m,k)."""
         mean, logvar = self.split(params)
-        z = point.unsqueeze(1)
-        return -0.5 * (
-            math.log(2 * math.pi)
-            + logvar.unsqueeze(0)
-            + (z - mean.unsqueeze(0)) ** 2 * torch.exp(-logvar.unsqueeze(0))
-        )
+        mean, logvar = mean.t(), logvar.t()
+        diff = point.unsqueeze(-1) - mean
+        return -0.5 * (math.log(2 * math.pi) + logvar + diff * diff * torch.exp(-logvar))
+
+    def log_density_matrix(self, params: Tensor, point: Tensor) -> Tensor:
+        return self.log_density_factors(params, point).transpose(1, 2)
 
     def log_density(self, params: Tensor, point: Tensor) -> Tensor:
         """[n, factor]: log q(z_n | x_n)."""
@@ -123,8 +126,20 @@ class CategoricalLatent:
             math.lgamma(n) + (n - 1) * math.log(t) + scores.sum(-1) - n * torch.logsumexp(scores, -1)
         ).unsqueeze(-1)
 
+    def log_density_factors(self, params: Tensor, point: Tensor) -> Tensor:
+        """[n, 1, m]: the density of sample n's log z under posterior m (the classes reduced outside the
+        innermost dimension)."""
+        log_probs = F.log_softmax(params, -1)
+        if self.density == "argmax":
+            return log_probs.t()[point.argmax(-1)].unsqueeze(1)
+        n, t = self.dim, self.temperature
+        scores = log_probs.t() - t * point.unsqueeze(-1)  # [n, class, m]
+        summed = log_probs.sum(-1) - t * point.sum(-1, keepdim=True)  # sum over classes of the scores
+        constant = math.lgamma(n) + (n - 1) * math.log(t)
+        return (constant + summed - n * torch.logsumexp(scores, dim=1)).unsqueeze(1)
+
     def log_density_matrix(self, params: Tensor, point: Tensor) -> Tensor:
-        return self._log_density(F.log_softmax(params, -1).unsqueeze(0), point.unsqueeze(1))
+        return self.log_density_factors(params, point).transpose(1, 2)
 
     def log_density(self, params: Tensor, point: Tensor) -> Tensor:
         return self._log_density(F.log_softmax(params, -1), point)
@@ -168,8 +183,12 @@ class BinaryLatent:
         diff = logits - self.temperature * point
         return math.log(self.temperature) + diff - 2 * F.softplus(diff)
 
+    def log_density_factors(self, params: Tensor, point: Tensor) -> Tensor:
+        """[n, factor, m]."""
+        return self._log_density(params.t(), point.unsqueeze(-1))
+
     def log_density_matrix(self, params: Tensor, point: Tensor) -> Tensor:
-        return self._log_density(params.unsqueeze(0), point.unsqueeze(1))
+        return self.log_density_factors(params, point).transpose(1, 2)
 
     def log_density(self, params: Tensor, point: Tensor) -> Tensor:
         return self._log_density(params, point)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from dmvae.data import ModalitySpec
 from dmvae.errors import UserError
@@ -34,6 +35,22 @@ def _mlp(
     return nn.Sequential(*layers)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask costs one random byte per element, drawn 8 at a time from 64-bit integers,
+    where p is a multiple of 1/256 (0.25 and 0.5 in Table 4): then P(byte < 256 p) = p exactly. CPU
+    Bernoulli sampling draws one generator call per element and took ~9 % of a Fashion-MNIST step here.
+    Other p, or an input that is neither contiguous nor channels-last, use torch's own dropout."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        threshold = self.p * 256
+        dense = x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+        if not self.training or not 0 < self.p < 1 or threshold != int(threshold) or not dense:
+            return super().forward(x)
+        words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64, device=x.device)
+        random_bytes = words.view(torch.uint8)[: x.numel()].as_strided(x.shape, x.stride())
+        return x * (random_bytes >= int(threshold)) * (1 / (1 - self.p))
+
+
 class Unflatten(nn.Module):
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
@@ -46,11 +63,11 @@ class Unflatten(nn.Module):
 def fmnist_image_encoder(out_dim: int) -> nn.Module:
     """Table 4: conv 32-32-pool-64-64-pool with dropout 0.25, FC 3136-512, dropout 0.5."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(), nn.Dropout(0.5),
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), Dropout(0.25),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), Dropout(0.25),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(inplace=True), Dropout(0.5),
         nn.Linear(512, out_dim),
     )  # fmt: skip
 
@@ -58,10 +75,11 @@ def fmnist_image_encoder(out_dim: int) -> nn.Module:
 def fmnist_image_decoder(in_dim: int) -> nn.Module:
     """Table 4: FC to 64x7x7, then upsampling 3x3 convolutions 64-32 and 32-1."""
     return nn.Sequential(
-        nn.Linear(in_dim, 512), nn.ReLU(), nn.Linear(512, 64 * 7 * 7), nn.ReLU(), Unflatten((64, 7, 7)),
-        nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.Linear(in_dim, 512), nn.ReLU(inplace=True), nn.Linear(512, 64 * 7 * 7), nn.ReLU(inplace=True),
+        Unflatten((64, 7, 7)),
+        nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Upsample(scale_factor=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(32, 1, 3, padding=1),
     )  # fmt: skip
 
@@ -71,7 +89,7 @@ def celeba_image_encoder(out_dim: int, channels: int = 3) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
         nn.Conv2d(64, 128, 4, 2, 1), nn.ReLU(), nn.Conv2d(128, 256, 4, 2, 1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(256 * 4 * 4, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, out_dim),
+        nn.Flatten(), nn.Linear(256 * 4 * 4, 512), nn.ReLU(), Dropout(0.1), nn.Linear(512, out_dim),
     )  # fmt: skip
 
 

@@ -29,6 +29,21 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`auto` is bf16 where the hardware computes in bfloat16 natively (a CUDA GPU that supports it, or a
+    CPU with AVX512-BF16/AMX as oneDNN reports), else fp32."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def make_optimizer(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with its fused kernel (one pass over all parameters) where torch has one for the device."""
+    return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,9 +81,15 @@ class Trainer:
             splits.test.to(self.device),
         )
         self.model = build_model(config, self.splits.specs).to(self.device)
+        self.precision = self.model.precision = resolve_precision(config.train.precision, self.device)
         if any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self._parameters = list(self.model.parameters())
+        self._zeros: dict[torch.nn.Parameter, torch.Tensor] = {}
+        self.optimizer = make_optimizer(self._parameters, config.train.lr, self.device)
+        # Compiled with static shapes: one graph per part shape (paired / image-only batch, a last short
+        # batch), each compiled once; the KL weight enters as a tensor so annealing does not recompile.
+        self.loss_fn = torch.compile(self.model.loss, dynamic=False) if config.train.compile else self.model.loss
         self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
         self.config = config = self._resolved(config)
         train = self.splits.train
@@ -112,12 +133,12 @@ class Trainer:
         counts: dict[str, int] = {}
         steps = self.schedule.epoch(self.generator)
         for step_number, step in enumerate(steps):
-            kl_weight = self.kl_weight(step_number, len(steps))
+            kl_weight = torch.tensor(self.kl_weight(step_number, len(steps)), device=self.device)
             total = 0.0
             for part in step:
                 names = model.names if part.paired else [first]
                 batch = train.batch(part.index, names)
-                loss, terms = model.loss(batch, sizes[part.paired], kl_weight)
+                loss, terms = self.loss_fn(batch, sizes[part.paired], kl_weight)
                 weight = 1.0 if part.paired else config.objective.unpaired_weight
                 total = total + weight * loss
                 prefix = "train/paired/" if part.paired else "train/unpaired/"
@@ -126,10 +147,9 @@ class Trainer:
                     counts[prefix + key] = counts.get(prefix + key, 0) + 1
             sums["train/loss"] = sums.get("train/loss", 0.0) + total.detach()
             counts["train/loss"] = step_number + 1
-            # Zeroed (not None) gradients keep Adam's momentum moving parameters that a step does not touch
-            # (the label networks between paired batches), as in the authors' training.
-            self.optimizer.zero_grad(set_to_none=False)
+            self.optimizer.zero_grad(set_to_none=True)
             total.backward()
+            self._zero_missing_grads()
             self.optimizer.step()
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
         if not torch.isfinite(torch.tensor(metrics["train/loss"])):
@@ -138,6 +158,18 @@ class Trainer:
                 "lower train.lr or the loss weights"
             )
         return metrics
+
+    def _zero_missing_grads(self) -> None:
+        """Zero (not None) gradients keep Adam's momentum moving parameters that a step does not touch (the
+        label networks between paired batches), as in the authors' training. Gradients are dropped before
+        each backward pass so that the others are written rather than added to zeros; the untouched ones then
+        get a shared zero tensor, which Adam only reads."""
+        for parameter in self._parameters:
+            if parameter.grad is None:
+                zero = self._zeros.get(parameter)
+                if zero is None:
+                    zero = self._zeros[parameter] = torch.zeros_like(parameter)
+                parameter.grad = zero
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         dataset = getattr(self.splits, split)
