@@ -154,7 +154,7 @@ def _regenerate(run: Path) -> Path | None:
         return None
     from dmvae.errors import UserError
     from dmvae.evaluation.figures import write_figures
-    from dmvae.evaluation.saved_run import load_run
+    from dmvae.training.saved_run import load_run
 
     try:
         trainer = load_run(run, weights="best")

@@ -143,7 +143,9 @@ def measure(case: str, epochs: int, threads: int | None, extra: list[str]) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES)[:2] + ["fmnist-bf16"])
+    parser.add_argument(
+        "--cases", nargs="+", choices=sorted(CASES), default=list(CASES)[:2] + ["fmnist-bf16"]
+    )
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per case (the minimum counts)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for all")
@@ -156,7 +158,9 @@ def main() -> None:
         f"bf16 {ceiling['bf16']:.0f} GFLOP/s",
         flush=True,
     )
-    header = f"{'case':<14} {'prec':<5} {'s/epoch':>8} {'GFLOP/ep':>9} {'GFLOP/s':>8} {'% ceil':>7} {'floor s':>8}"
+    header = (
+        f"{'case':<14} {'prec':<5} {'s/epoch':>8} {'GFLOP/ep':>9} {'GFLOP/s':>8} {'% ceil':>7} {'floor s':>8}"
+    )
     print(header, flush=True)
     rows = []
     for case in args.cases:
@@ -167,8 +171,9 @@ def main() -> None:
         row["floor_seconds"] = round(row["gflop_per_epoch"] / top, 3)
         rows.append(row)
         print(
-            f"{case:<14} {row['precision']:<5} {row['seconds_per_epoch']:>8.2f} {row['gflop_per_epoch']:>9.1f} "
-            f"{row['achieved_gflops']:>8.1f} {row['percent_of_ceiling']:>6.1f}% {row['floor_seconds']:>8.2f}",
+            f"{case:<14} {row['precision']:<5} {row['seconds_per_epoch']:>8.2f} "
+            f"{row['gflop_per_epoch']:>9.1f} {row['achieved_gflops']:>8.1f} "
+            f"{row['percent_of_ceiling']:>6.1f}% {row['floor_seconds']:>8.2f}",
             flush=True,
         )
     environment = {

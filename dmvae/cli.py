@@ -68,8 +68,7 @@ def cmd_train(args) -> int:
             raise UserError(f"nothing to resume: {checkpoint} does not exist")
         config = load_config(args.config or out / "config.yaml", args.overrides)
         trainer = Trainer(config, out_dir=out)
-        trainer.resume(checkpoint)
-        _truncate_metrics(out / "metrics.jsonl", trainer.epoch)
+        trainer.resume(checkpoint)  # the run folder drops metric lines after the checkpoint's epoch
         print(f"resuming {out} after epoch {trainer.epoch}")
     else:
         if not args.config:
@@ -85,17 +84,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _truncate_metrics(path: Path, epochs: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (they will be written again)."""
-    if path.exists():
-        lines = [
-            line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs
-        ]
-        path.write_text("".join(line + "\n" for line in lines))
-
-
 def cmd_evaluate(args) -> int:
-    from dmvae.evaluation.saved_run import evaluate_run
+    from dmvae.training.saved_run import evaluate_run
 
     result = evaluate_run(
         Path(args.run_dir), weights=args.weights, protocol=args.protocol, figures=not args.no_figures

@@ -264,7 +264,7 @@ def test_npz_missing_or_unreadable_file(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(UserError, match="mnist, fmnist, celeba, npz"):
+    with pytest.raises(UserError, match="celeba, fmnist, mnist, npz"):
         load_splits(DataConfig(name="cifar"), seed=0)
     with pytest.raises(UserError, match="unknown dataset"):
         fetch("cifar", Path("unused"))

@@ -52,11 +52,9 @@ def create_experiment(study: Study, name: str | None, storage_path: str | None) 
     if (folder / STUDY_FILE).exists():
         raise UserError(f"experiment {folder} already exists; continue it with `dmvae tune resume {folder}`")
     folder.mkdir(parents=True, exist_ok=True)
-    data = study.base.setdefault("data", {})
-    if data.get("root") is None:  # trials run in their own working folders: pin the data folder seen here
-        from dmvae.data import default_root
+    from dmvae.data import pin_data_root
 
-        data["root"] = str(default_root().resolve())
+    pin_data_root(study.base.setdefault("data", {}))  # trials run in their own working folders
     storage = study.storage or f"sqlite:///{folder / OPTUNA_FILE}"
     experiment = Experiment(folder, study, storage, f"{name}-{uuid.uuid4().hex[:8]}")
     study.save(folder / STUDY_FILE)

@@ -41,13 +41,12 @@ def train_seed(values: dict[str, Any], out_dir: str, cpus: float) -> dict[str, A
     """One final run inside a Ray task; returns final.json. The device is the GPU Ray assigned, if any."""
     import torch
 
-    from dmvae.data import default_root
+    from dmvae.data import pin_data_root
     from dmvae.training import Trainer
     from tune.trainable import node_id, trial_device
 
     config = RunConfig.from_dict(values)
-    if config.data.root is None:
-        config.data.root = str(default_root().resolve())  # $DMVAE_DATA or ./data on the node running it
+    pin_data_root(config.data)  # $DMVAE_DATA or ./data on the node running it
     config.train.threads = max(1, int(cpus))
     out = Path(out_dir)
     seed = config.seed
@@ -58,20 +57,10 @@ def train_seed(values: dict[str, Any], out_dir: str, cpus: float) -> dict[str, A
     trainer = Trainer(config, out_dir=out, progress=progress, device=trial_device())
     if (out / LAST_CHECKPOINT).is_file():
         trainer.resume(out / LAST_CHECKPOINT)
-        _truncate_metrics(out / "metrics.jsonl", trainer.epoch)
         progress(f"continuing {out} after epoch {trainer.epoch}")
     torch.set_num_threads(config.train.threads)
     final = trainer.fit()
     return final | {"node_id": node_id()}
-
-
-def _truncate_metrics(path: Path, epochs: int) -> None:
-    """Drop metric lines written after the checkpoint we continue from (they will be written again)."""
-    if path.exists():
-        lines = [
-            line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs
-        ]
-        path.write_text("".join(line + "\n" for line in lines))
 
 
 def prepare(config_path: str | Path, seeds: list[int], out: str | Path | None, overrides: list[str]):
@@ -115,7 +104,7 @@ def run_final(
     out, configs = prepare(config_path, seeds, out, list(overrides or []))
     import ray
 
-    from dmvae.data import default_root
+    from dmvae.data import pin_data_root
     from tune.runner import connect
 
     connect(address)
@@ -129,8 +118,7 @@ def run_final(
             finals[seed] = json.loads((folder / "final.json").read_text())
             print(f"seed {seed}: already done ({folder})")
             continue
-        if config.data.root is None:  # tasks may start in another folder: pin the data folder seen here
-            config.data.root = str(default_root().resolve())
+        pin_data_root(config.data)  # tasks may start in another folder: pin the data folder seen here
         pending[task.remote(config.to_dict(), str(folder.resolve()), cpus)] = seed
     print(f"final runs of {config_path}: seeds {seeds} in {out} ({len(pending)} to train)", flush=True)
     start = time.monotonic()

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from dmvae.config import RunConfig, parse_value, read_yaml_mapping, set_dotted
-from dmvae.data import default_root
+from dmvae.data import pin_data_root
 from dmvae.errors import UserError
 from tune.space import DefineByRun, Param
 
@@ -86,8 +86,7 @@ class Study:
         """As run_config, for use inside a Ray worker: no figures and an absolute data folder."""
         config = self.run_config(params)
         config.eval.figures = False
-        if config.data.root is None:
-            config.data.root = str(default_root().resolve())
+        pin_data_root(config.data)
         return config
 
     # --- search ----------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from dmvae.training.trainer import Trainer
-from tune.images import cross_synthesis_grid, image_epochs
+from dmvae.data import load_splits
+from dmvae.evaluation.figures import cross_synthesis_grid
+from dmvae.training import Trainer
 from tune.study import Study, study_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -64,6 +65,19 @@ def report_epoch(trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
             tune.report(values, checkpoint=tune.Checkpoint.from_directory(folder))
     else:
         tune.report(values)
+
+
+def image_epochs(max_epochs: int, grace_period: int, reduction_factor: int, every: int) -> set[int]:
+    """Epochs that get an image: every `every`-th, the last, and each ASHA milestone (where ASHA may stop a
+    trial: grace_period * reduction_factor**k), so every trial that is not errored ends with an image."""
+    epochs = {max_epochs}
+    if every:
+        epochs |= set(range(every, max_epochs + 1, every))
+    milestone = grace_period
+    while milestone <= max_epochs:
+        epochs.add(milestone)
+        milestone *= reduction_factor
+    return epochs
 
 
 class EpochReporter:
@@ -109,7 +123,9 @@ def train_trial(params: dict[str, Any], study: dict[str, Any]) -> None:
     config.train.threads = trial_threads()
     # Ray runs the trial in its working directory, synced to the trial folder (sync_artifacts).
     reporter = EpochReporter(study_object, os.getcwd())
-    trainer = Trainer(config, hooks=[reporter], progress=None, device=trial_device(), evaluate_test=False)
+    # The trial's data is loaded without the test split: a search cannot read it.
+    splits = load_splits(config.data, config.seed, progress=lambda message: None, with_test=False)
+    trainer = Trainer(config, splits=splits, hooks=[reporter], progress=None, device=trial_device())
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from dmvae.config import DataConfig
-from dmvae.data.datasets import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
 from dmvae.data.fetch import CELEBA_FILES, CELEBA_HELP
+from dmvae.data.loaders import register_loader
+from dmvae.data.types import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
 from dmvae.errors import UserError
 
 # The 18 attributes used by MVAE and the DMVAE paper, in this order.
@@ -41,7 +42,10 @@ CACHE = "cache_64.pt"
 CACHE_VERSION = 1
 
 
-def load_celeba(root: Path, config: DataConfig, seed: int, progress: Callable[[str], None]) -> DatasetSplits:
+@register_loader("celeba")
+def load_celeba(
+    config: DataConfig, root: Path, seed: int, with_test: bool = True, progress: Callable[[str], None] = print
+) -> DatasetSplits:
     folder = root / "celeba"
     missing = [name for name in CELEBA_FILES if not (folder / name).exists()]
     if missing:
@@ -71,7 +75,7 @@ def load_celeba(root: Path, config: DataConfig, seed: int, progress: Callable[[s
         return MultimodalDataset({"image": images[chosen], "attributes": attributes[chosen]}, specs, paired)
 
     train = split(index[0], paired_mask(len(index[0]), config.paired_fraction, seed))
-    return DatasetSplits("celeba", specs, train, split(index[1]), split(index[2]))
+    return DatasetSplits("celeba", specs, train, split(index[1]), split(index[2]) if with_test else None)
 
 
 def _read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:

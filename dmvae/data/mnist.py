@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from dmvae.config import DataConfig
-from dmvae.data.datasets import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
 from dmvae.data.fetch import DISPLAY, require_verified
 from dmvae.data.idx import read_idx
+from dmvae.data.loaders import register_loader
+from dmvae.data.types import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
 from dmvae.errors import UserError
 
 TRAIN_SIZE = 50_000
@@ -28,10 +29,13 @@ CLASS_NAMES = {
 }
 
 
-def load_mnist(name: str, root: Path, config: DataConfig, seed: int) -> DatasetSplits:
+@register_loader("mnist", "fmnist")
+def load_mnist(
+    config: DataConfig, root: Path, seed: int, with_test: bool = True, progress=None
+) -> DatasetSplits:
+    name = config.name
     folder = require_verified(name, root)
     train_images, train_labels = _read_pair(folder, "train", name)
-    test_images, test_labels = _read_pair(folder, "t10k", name)
     specs = [
         ModalitySpec("image", "image", (1, 28, 28)),
         ModalitySpec("label", "label", (10,), CLASS_NAMES[name]),
@@ -49,7 +53,7 @@ def load_mnist(name: str, root: Path, config: DataConfig, seed: int) -> DatasetS
             train_images, train_labels, 0, n_train, paired_mask(n_train, config.paired_fraction, seed)
         ),
         val=split(train_images, train_labels, TRAIN_SIZE, len(train_images)),
-        test=split(test_images, test_labels, 0, len(test_images)),
+        test=split(*_read_pair(folder, "t10k", name), 0, None) if with_test else None,
     )
 
 

@@ -14,14 +14,18 @@ import numpy as np
 import torch
 
 from dmvae.config import DataConfig
-from dmvae.data.datasets import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
+from dmvae.data.loaders import register_loader
+from dmvae.data.types import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
 from dmvae.errors import UserError
 
 RESERVED = ("paired", "split")
 SPLIT_SEED = 0
 
 
-def load_npz(config: DataConfig, seed: int) -> DatasetSplits:
+@register_loader("npz")
+def load_npz(
+    config: DataConfig, root=None, seed: int = 0, with_test: bool = True, progress=None
+) -> DatasetSplits:
     path = Path(config.path or "")
     if not path.is_file():
         raise UserError(f"npz file {path} does not exist; set data.path to your .npz file")
@@ -47,7 +51,8 @@ def load_npz(config: DataConfig, seed: int) -> DatasetSplits:
     def subset(chosen: torch.Tensor, mask: torch.Tensor | None = None) -> MultimodalDataset:
         return MultimodalDataset({name: tensor[chosen] for name, tensor in tensors.items()}, specs, mask)
 
-    return DatasetSplits("npz", specs, subset(index[0], paired), subset(index[1]), subset(index[2]))
+    test = subset(index[2]) if with_test else None
+    return DatasetSplits("npz", specs, subset(index[0], paired), subset(index[1]), test)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from torch's global RNG run inside `torch.random.fork_rng`, so the caller's RNG 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,16 @@ from torchvision.utils import make_grid, save_image
 
 from dmvae.models import MultimodalVAE
 
-if TYPE_CHECKING:
-    from dmvae.training.trainer import Trainer
+
+class TrainedRun(Protocol):
+    """What the figures need of a trained run (a dmvae.training.Trainer is one)."""
+
+    model: MultimodalVAE
+    splits: Any  # DatasetSplits with a test split
+    source: str
+    target: str
+    device: torch.device
+
 
 PRIOR_DRAWS = 8
 EXAMPLE_IMAGES = 8
@@ -28,9 +36,10 @@ MAX_ATTRIBUTES_SHOWN = 8
 MAX_TRAVERSED_DIMS = 10
 EMBEDDED_EXAMPLES = 1000
 GRID_PADDING = 2
+GRID_ROWS = 6
 
 
-def write_figures(trainer: Trainer, out_dir: Path) -> list[Path]:
+def write_figures(trainer: TrainedRun, out_dir: Path) -> list[Path]:
     """Write the PNGs that make sense for this model and data under out_dir; return their paths."""
     model, device = trainer.model, trainer.device
     out_dir = Path(out_dir)
@@ -47,7 +56,7 @@ def write_figures(trainer: Trainer, out_dir: Path) -> list[Path]:
         model.train(was_training)
 
 
-def _write_all(trainer: Trainer, out_dir: Path, generator: torch.Generator) -> list[Path]:
+def _write_all(trainer: TrainedRun, out_dir: Path, generator: torch.Generator) -> list[Path]:
     model, source, target, test = trainer.model, trainer.source, trainer.target, trainer.splits.test
     written: list[Path] = []
     if len(test) == 0:
@@ -100,20 +109,50 @@ def _private_mean(model: MultimodalVAE, source: str, x: Tensor) -> Tensor | None
     return model.private[source].split(encoding.private)[0] if encoding.private is not None else None
 
 
-def _cross_synthesis_prior(model, source, target, values, generator, out_dir: Path) -> Path:
-    """Rows: draws of z_p from its prior (the same in every column); columns: target values."""
+def cross_synthesis_from_prior(
+    model: MultimodalVAE, source: str, target: str, values: Tensor, rows: int, generator: torch.Generator
+) -> Tensor:
+    """[rows * values, ...] images: row r decodes every target value with the r-th draw of z_p from its
+    prior (the same draw in every column); z_s is the mode of q(z_s | value). Without a private latent
+    (MVAE) the rows are samples of q(z_s | value) instead."""
     params = _target_shared(model, target, values)
-    value_count = len(values)
     private_dim = model.private[source].dim
     if private_dim:
-        draws = torch.randn(PRIOR_DRAWS, private_dim, generator=generator).to(params.device)
-        z_private = draws.repeat_interleave(value_count, dim=0)
-        z_shared = model.shared.mode(params).repeat(PRIOR_DRAWS, 1)
-    else:  # no style latent: rows are samples of q(z_s | target value) instead
+        draws = torch.randn(rows, private_dim, generator=generator).to(params.device)
+        z_private = draws.repeat_interleave(len(values), dim=0)
+        z_shared = model.shared.mode(params).repeat(rows, 1)
+    else:
         z_private = None
-        z_shared = model.shared.rsample(params.repeat(PRIOR_DRAWS, 1)).value
-    images = _decoded_images(model, source, z_private, z_shared)
-    return _save_grid(images, value_count, out_dir / "cross_synthesis_prior.png")
+        z_shared = model.shared.rsample(params.repeat(rows, 1)).value
+    return _decoded_images(model, source, z_private, z_shared)
+
+
+def _cross_synthesis_prior(model, source, target, values, generator, out_dir: Path) -> Path:
+    images = cross_synthesis_from_prior(model, source, target, values, PRIOR_DRAWS, generator)
+    return _save_grid(images, len(values), out_dir / "cross_synthesis_prior.png")
+
+
+@torch.no_grad()
+def cross_synthesis_grid(
+    model: MultimodalVAE, source: str, target: str, device: torch.device
+) -> Tensor | None:
+    """The prior cross-synthesis as one (3, H, W) image in [0, 1] (TensorBoard's image grids), or None when
+    the source is not an image or the target has no values. The caller's RNG state is left as it was."""
+    spec = model.specs[source]
+    values = target_values(model, target, device)
+    if spec.kind != "image" or len(spec.shape) != 3 or values is None:
+        return None
+    was_training = model.training
+    model.eval()
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(0)
+            generator = torch.Generator().manual_seed(0)
+            images = cross_synthesis_from_prior(model, source, target, values, GRID_ROWS, generator)
+    finally:
+        model.train(was_training)
+    return make_grid(images.float().cpu(), nrow=len(values), padding=GRID_PADDING, pad_value=1.0)
 
 
 def _cross_synthesis_style(model, source, target, values, images: Tensor, out_dir: Path) -> Path:
@@ -174,7 +213,7 @@ def shared_features(model: MultimodalVAE, params: Tensor) -> Tensor:
     return model.shared.mode(params)
 
 
-def _embedding(model, trainer: Trainer, index: Tensor, out_dir: Path, chunk: int = 250) -> Path:
+def _embedding(model, trainer: TrainedRun, index: Tensor, out_dir: Path, chunk: int = 250) -> Path:
     source, target, test = trainer.source, trainer.target, trainer.splits.test
     private, shared, colours = [], [], []
     for start in range(0, len(index), chunk):

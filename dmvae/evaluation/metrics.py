@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dmvae.data import MultimodalDataset
+from dmvae.data.types import MultimodalDataset
 from dmvae.models import MultimodalVAE
 
 

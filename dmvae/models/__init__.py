@@ -1,7 +1,7 @@
 """Models: DMVAE and its MVAE baseline, built from one config."""
 
 from dmvae.config import RunConfig
-from dmvae.data import ModalitySpec
+from dmvae.data.types import ModalitySpec
 from dmvae.errors import UserError
 from dmvae.models.base import Encoding, MultimodalVAE
 from dmvae.models.dmvae import DMVAE

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmvae.config import ModelConfig, ObjectiveConfig
-from dmvae.data import ModalitySpec
+from dmvae.data.types import ModalitySpec
 from dmvae.models.latents import GaussianLatent, make_shared_latent
 from dmvae.models.networks import build_decoder, build_encoder
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dmvae.data import ModalitySpec
+from dmvae.data.types import ModalitySpec
 from dmvae.errors import UserError
 
 ARCHITECTURES = ("mnist", "fmnist", "celeba", "mlp", "mvae_mlp")
@@ -46,7 +46,9 @@ class Dropout(nn.Dropout):
         dense = x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
         if not self.training or not 0 < self.p < 1 or threshold != int(threshold) or not dense:
             return super().forward(x)
-        words = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64, device=x.device)
+        words = torch.randint(
+            -(2**63), 2**63 - 1, ((x.numel() + 7) // 8,), dtype=torch.int64, device=x.device
+        )
         random_bytes = words.view(torch.uint8)[: x.numel()].as_strided(x.shape, x.stride())
         return x * (random_bytes >= int(threshold)) * (1 / (1 - self.p))
 

@@ -1,3 +1,13 @@
-from dmvae.training.trainer import Trainer, TrainingDiverged, resolve_device
+from dmvae.training.callbacks import Callback, Hook, Progress, RunFolder
+from dmvae.training.trainer import Trainer, TrainingDiverged, resolve_device, resolve_precision
 
-__all__ = ["Trainer", "TrainingDiverged", "resolve_device"]
+__all__ = [
+    "Callback",
+    "Hook",
+    "Progress",
+    "RunFolder",
+    "Trainer",
+    "TrainingDiverged",
+    "resolve_device",
+    "resolve_precision",
+]

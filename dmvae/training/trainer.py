@@ -1,13 +1,14 @@
-"""The training loop: one config in, a trained model, metrics per epoch and checkpoints out.
+"""The training loop: one config in, a trained model and its metrics out; the rest is callbacks.
 
-`Trainer.fit` calls every hook after each epoch with the epoch's metrics; `tune/` reports to Ray that way.
+`Trainer.fit` trains epoch by epoch, selects the weights with the best validation accuracy, and calls its
+callbacks (progress lines, the run folder, user hooks: dmvae/training/callbacks.py). The test split is
+evaluated once, at the end, and only when the splits hold one: a search loads its data without it.
 Checkpoints hold the model, the optimiser and every RNG state, so a resumed run repeats an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,9 @@ from dmvae.data import DatasetSplits, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
+from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from dmvae.training.schedules import make_schedule
-
-EpochHook = Callable[["Trainer", int, dict], None]
 
 
 class TrainingDiverged(RuntimeError):
@@ -61,25 +61,23 @@ class Trainer:
         hooks: list[EpochHook] | None = None,
         progress: Callable[[str], None] | None = print,
         device: str | torch.device | None = None,
-        evaluate_test: bool = True,
+        callbacks: list[Callback] | None = None,
     ):
+        """out_dir adds the RunFolder callback, progress the Progress one, each hook a Hook one."""
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.hooks = list(hooks or [])
-        self.progress = progress or (lambda message: None)
-        self.evaluate_test = evaluate_test  # False inside searches: model selection never sees the test split
+        self.callbacks: list[Callback] = list(callbacks or [])
+        if progress is not None:
+            self.callbacks.append(Progress(progress))
+        if self.out_dir is not None:
+            self.callbacks.append(RunFolder(self.out_dir))
+        self.callbacks += [Hook(hook) for hook in hooks or []]
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         torch.manual_seed(config.seed)
         splits = splits if splits is not None else load_splits(config.data, config.seed)
-        self.splits = DatasetSplits(
-            splits.name,
-            splits.specs,
-            splits.train.to(self.device),
-            splits.val.to(self.device),
-            splits.test.to(self.device),
-        )
+        self.splits = splits.to(self.device)
         self.model = build_model(config, self.splits.specs).to(self.device)
         self.precision = self.model.precision = resolve_precision(config.train.precision, self.device)
         if any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
@@ -89,7 +87,9 @@ class Trainer:
         self.optimizer = make_optimizer(self._parameters, config.train.lr, self.device)
         # Compiled with static shapes: one graph per part shape (paired / image-only batch, a last short
         # batch), each compiled once; the KL weight enters as a tensor so annealing does not recompile.
-        self.loss_fn = torch.compile(self.model.loss, dynamic=False) if config.train.compile else self.model.loss
+        self.loss_fn = (
+            torch.compile(self.model.loss, dynamic=False) if config.train.compile else self.model.loss
+        )
         self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
         self.config = config = self._resolved(config)
         train = self.splits.train
@@ -173,6 +173,8 @@ class Trainer:
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         dataset = getattr(self.splits, split)
+        if dataset is None:
+            raise ValueError(f"these splits were loaded without the {split} split")
         return evaluate_cross_generation(
             self.model, dataset, self.source, self.target, self.config.eval.protocol
         )
@@ -180,80 +182,55 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         config = self.config
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            config.save(self.out_dir / "config.yaml")
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
         while self.epoch < config.train.epochs:
             start = time.perf_counter()
             metrics = self.train_epoch()
             self.epoch += 1
             if self.epoch % config.eval.every == 0 or self.epoch == config.train.epochs:
-                scores = self.evaluate("val")
-                metrics.update({f"val/{key}": value for key, value in scores.items()})
-                if scores["accuracy"] > self.best_score:
-                    self.best_score, self.best_epoch = scores["accuracy"], self.epoch
-                    self.best_state = copy.deepcopy(self.model.state_dict())
+                metrics |= {f"val/{key}": value for key, value in self.select_on_validation().items()}
             seconds = time.perf_counter() - start
             self.seconds += seconds
-            metrics.update({
+            metrics |= {
                 "epoch": self.epoch, "seconds": seconds, "val/best_accuracy": self.best_score,
                 "best_epoch": self.best_epoch,
-            })  # fmt: skip
+            }  # fmt: skip
             self.history.append(metrics)
-            self._report(metrics)
-            if self.out_dir is not None:
-                with open(self.out_dir / "metrics.jsonl", "a") as handle:
-                    handle.write(json.dumps(metrics) + "\n")
-                every = config.train.checkpoint_every
-                if self.epoch == config.train.epochs or (every and self.epoch % every == 0):
-                    self.save_checkpoint(self.out_dir / "checkpoints" / "last.pt")
-            for hook in self.hooks:
-                hook(self, self.epoch, metrics)
-        return self.finish()
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, self.epoch, metrics)
+        final = self.finish()
+        for callback in self.callbacks:
+            callback.on_fit_end(self, final)
+        return final
+
+    def select_on_validation(self) -> dict[str, float]:
+        """Validation scores of the current weights; keep them if their accuracy is the best so far."""
+        scores = self.evaluate("val")
+        if scores["accuracy"] > self.best_score:
+            self.best_score, self.best_epoch = scores["accuracy"], self.epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        return scores
 
     def finish(self) -> dict:
-        """Test metrics of the final weights and of the weights with the best validation accuracy."""
+        """Run totals; with a test split, the test metrics of the best-validation and of the last weights."""
         final = {
             "epochs": self.epoch,
             "seconds": round(self.seconds, 3),
             "seconds_per_epoch": round(self.seconds / max(self.epoch, 1), 3),
             "best_epoch": self.best_epoch,
+            "precision": self.precision,
         }
-        if not self.evaluate_test:
+        if self.splits.test is None:
             return final | {"val_best_accuracy": self.best_score}
-        last_scores = self.evaluate("test")
-        final |= {f"test_{key}_last": value for key, value in last_scores.items()}
+        final |= {f"test_{key}_last": value for key, value in self.evaluate("test").items()}
         if self.best_state is not None:
             last_state = copy.deepcopy(self.model.state_dict())
             self.model.load_state_dict(self.best_state)
             final |= {f"val_{key}": value for key, value in self.evaluate("val").items()}
             final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
-            if self.out_dir is not None:
-                torch.save(self.best_state, self.out_dir / "checkpoints" / "best_model.pt")
             self.model.load_state_dict(last_state)
-        if self.out_dir is not None:
-            (self.out_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
-            if self.config.eval.figures:
-                from dmvae.evaluation.figures import write_figures
-
-                write_figures(self, self.out_dir / "figures")
-        self.progress(
-            f"done: {self.epoch} epochs in {self.seconds:.1f} s; best val accuracy {self.best_score:.4f} "
-            f"(epoch {self.best_epoch}), test accuracy {final.get('test_accuracy', float('nan')):.4f}"
-        )
         return final
-
-    def _report(self, metrics: dict) -> None:
-        recon = "  ".join(
-            f"{key.split('recon_')[1]} {value:.2f}"
-            for key, value in metrics.items()
-            if "/paired/recon_" in key
-        )
-        val = f"  val acc {metrics['val/accuracy']:.4f}" if "val/accuracy" in metrics else ""
-        self.progress(
-            f"epoch {self.epoch:>3}/{self.config.train.epochs}  loss {metrics['train/loss']:.2f}"
-            f"  recon(paired) {recon}{val}  best {self.best_score:.4f}  {metrics['seconds']:.1f}s"
-        )
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -1,18 +1,13 @@
-"""In-memory multimodal datasets: every split is a dict of tensors, a batch is an index slice."""
+"""The data types: modality specs, in-memory multimodal datasets (a batch is an index slice) and splits."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from dmvae.errors import UserError
-
-if TYPE_CHECKING:
-    from dmvae.config import DataConfig
 
 KINDS = ("image", "label", "attributes")
 
@@ -107,7 +102,11 @@ class DatasetSplits:
     specs: list[ModalitySpec]
     train: MultimodalDataset  # its .paired mask marks the paired subset
     val: MultimodalDataset  # all paired
-    test: MultimodalDataset  # all paired
+    test: MultimodalDataset | None  # all paired; None when loaded for a search (with_test=False)
+
+    def to(self, device: torch.device | str) -> DatasetSplits:
+        test = self.test.to(device) if self.test is not None else None
+        return DatasetSplits(self.name, self.specs, self.train.to(device), self.val.to(device), test)
 
 
 def paired_mask(n: int, fraction: float, seed: int) -> torch.Tensor:
@@ -126,26 +125,6 @@ def paired_mask(n: int, fraction: float, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     mask[torch.randperm(n, generator=generator)[:k]] = True
     return mask
-
-
-def load_splits(config: DataConfig, seed: int, progress: Callable[[str], None] = print) -> DatasetSplits:
-    """Train/val/test of the dataset `config.name`; the train paired mask depends on `seed`."""
-    from dmvae.data.fetch import default_root
-
-    root = Path(config.root) if config.root else default_root()
-    if config.name in ("mnist", "fmnist"):
-        from dmvae.data.mnist import load_mnist
-
-        return load_mnist(config.name, root, config, seed)
-    if config.name == "celeba":
-        from dmvae.data.celeba import load_celeba
-
-        return load_celeba(root, config, seed, progress)
-    if config.name == "npz":
-        from dmvae.data.npz import load_npz
-
-        return load_npz(config, seed)
-    raise UserError(f"unknown dataset {config.name!r}; choose one of: mnist, fmnist, celeba, npz")
 
 
 def take_first(n: int | None, available: int, dataset: str) -> int:

@@ -9,8 +9,8 @@ import torch
 
 from dmvae.config import load_config
 from dmvae.errors import UserError
-from dmvae.training import Trainer
 from dmvae.training.checkpoint import load_checkpoint
+from dmvae.training.trainer import Trainer
 
 
 def load_run(run_dir: Path, weights: str = "best", overrides: list[str] | None = None) -> Trainer:

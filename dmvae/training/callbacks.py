@@ -1,0 +1,108 @@
+"""What happens around the training loop, as callbacks: progress lines, the run folder, user hooks.
+
+A callback has `on_fit_start(trainer)`, `on_epoch_end(trainer, epoch, metrics)` and
+`on_fit_end(trainer, final)`; each is optional. Model selection on validation data is part of the loop
+itself (its state lives in the checkpoint), so it is not a callback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from dmvae.training.trainer import Trainer
+
+EpochHook = Callable[["Trainer", int, dict], None]
+LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
+BEST_WEIGHTS = Path("checkpoints") / "best_model.pt"
+
+
+class Callback:
+    def on_fit_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        pass
+
+    def on_fit_end(self, trainer: Trainer, final: dict[str, Any]) -> None:
+        pass
+
+
+class Hook(Callback):
+    """A plain function `fn(trainer, epoch, metrics)` called after every epoch (how tune/ reports to Ray)."""
+
+    def __init__(self, function: EpochHook):
+        self.function = function
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        self.function(trainer, epoch, metrics)
+
+
+class Progress(Callback):
+    """One line per epoch (loss, paired reconstruction terms, validation accuracy, seconds) and a summary."""
+
+    def __init__(self, write: Callable[[str], None] = print):
+        self.write = write
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        recon = "  ".join(
+            f"{key.split('recon_')[1]} {value:.2f}"
+            for key, value in metrics.items()
+            if "/paired/recon_" in key
+        )
+        val = f"  val acc {metrics['val/accuracy']:.4f}" if "val/accuracy" in metrics else ""
+        self.write(
+            f"epoch {epoch:>3}/{trainer.config.train.epochs}  loss {metrics['train/loss']:.2f}"
+            f"  recon(paired) {recon}{val}  best {trainer.best_score:.4f}  {metrics['seconds']:.1f}s"
+        )
+
+    def on_fit_end(self, trainer: Trainer, final: dict[str, Any]) -> None:
+        test = f", test accuracy {final['test_accuracy']:.4f}" if "test_accuracy" in final else ""
+        self.write(
+            f"done: {trainer.epoch} epochs in {trainer.seconds:.1f} s; best val accuracy "
+            f"{trainer.best_score:.4f} (epoch {trainer.best_epoch}){test}"
+        )
+
+
+class RunFolder(Callback):
+    """The run folder of `dmvae train --out`: config.yaml, metrics.jsonl, checkpoints/last.pt (every
+    `train.checkpoint_every` epochs and the last), checkpoints/best_model.pt, final.json and figures/."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        trainer.config.save(self.folder / "config.yaml")
+        truncate_metrics(self.folder / "metrics.jsonl", trainer.epoch)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        with open(self.folder / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        every = trainer.config.train.checkpoint_every
+        if epoch == trainer.config.train.epochs or (every and epoch % every == 0):
+            trainer.save_checkpoint(self.folder / LAST_CHECKPOINT)
+
+    def on_fit_end(self, trainer: Trainer, final: dict[str, Any]) -> None:
+        if trainer.best_state is not None:
+            (self.folder / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(trainer.best_state, self.folder / BEST_WEIGHTS)
+        (self.folder / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+        if trainer.config.eval.figures and trainer.splits.test is not None:
+            from dmvae.evaluation.figures import write_figures
+
+            write_figures(trainer, self.folder / "figures")
+
+
+def truncate_metrics(path: Path, epochs: int) -> None:
+    """Drop metric lines written after the checkpoint a run resumes from (they will be written again)."""
+    if path.exists():
+        lines = [
+            line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epochs
+        ]
+        path.write_text("".join(line + "\n" for line in lines))
