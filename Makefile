@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup data test bench demo lint clean
+.PHONY: setup data test bench bench-peer demo lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,21 @@ test: setup data
 bench: setup data
 	$(BIN)/python bench/train_speed.py --dataset mnist
 	$(BIN)/python bench/train_speed.py --dataset fmnist
+
+# Our DMVAE vs MultiVae's (PyPI `multivae`) on one paired MNIST epoch, in a venv of its own: MultiVae is no
+# dependency of the project. Our package comes from this folder through PYTHONPATH.
+PEER       := .venv-peer
+PEER_STAMP := $(PEER)/.installed-multivae-1.0.3
+PEER_ARGS  ?=
+
+bench-peer: data $(PEER_STAMP)
+	PYTHONPATH=$(CURDIR) $(PEER)/bin/python bench/peer_multivae.py $(PEER_ARGS)
+
+$(PEER_STAMP):
+	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 \
+		multivae==1.0.3 pyyaml
+	@touch $@
 
 # The main job: a small DMVAE study and the matching MVAE study at 0.2 % paired on the local Ray, both best
 # configs exported, final models for seeds 0 1 2, and the report. Sizes: DEMO_TRIALS, DEMO_EPOCHS, FINAL_EPOCHS.
@@ -49,4 +64,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs report
+	rm -rf $(VENV) $(PEER) runs report
