@@ -46,7 +46,7 @@ HIDDEN, BATCH, LR, LABEL_WEIGHT, TRAIN_SIZE = 256, 100, 1e-3, 50.0, 50_000
 
 
 # --- ours ---------------------------------------------------------------------------------------------------
-def time_ours(threads: int, epochs: int, warmup: int = 1) -> dict:
+def time_ours(threads: int, epochs: int, warmup: int = 1, extra: tuple[str, ...] = ()) -> dict:
     """Seconds of our trainer's train_epoch() on fully paired MNIST: min over `epochs` after `warmup`."""
     from dmvae.config import load_config
     from dmvae.data import load_splits
@@ -58,6 +58,7 @@ def time_ours(threads: int, epochs: int, warmup: int = 1) -> dict:
         f"model.private_dim.image={PRIVATE['image']}", f"model.private_dim.label={PRIVATE['label']}",
         "objective.recon_weight.image=1.0", f"objective.recon_weight.label={LABEL_WEIGHT}",
         f"train.batch_size={BATCH}", f"train.lr={LR}", f"train.threads={threads}", "eval.figures=false",
+        *extra,
     ]  # fmt: skip
     config = load_config("configs/mnist_dmvae.yaml", overrides)
     splits = load_splits(config.data, config.seed)
@@ -188,6 +189,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs; the minimum is reported")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     parser.add_argument("--data-root", type=Path, default=None, help="default: $DMVAE_DATA or ./data")
+    parser.add_argument(
+        "--ours-set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="our config overrides, e.g. train.compile=true",
+    )
     args = parser.parse_args()
     threads = args.threads or torch.get_num_threads()
     root = args.data_root or Path(os.environ.get("DMVAE_DATA", "data"))
@@ -199,7 +207,7 @@ def main() -> None:
 
     results = {}
     runs = {
-        "ours": lambda: time_ours(threads, args.epochs, args.warmup),
+        "ours": lambda: time_ours(threads, args.epochs, args.warmup, tuple(args.ours_set)),
         "theirs_trainer": lambda: time_theirs_trainer(binary, labels, threads, args.epochs, args.warmup),
         "theirs_bare": lambda: time_theirs_bare(binary, threads, args.epochs, args.warmup),
         "theirs_bare_novalidate": lambda: time_theirs_bare(

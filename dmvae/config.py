@@ -146,7 +146,7 @@ class TrainConfig(BaseConfig):
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
     checkpoint_every: int = 1  # epochs between checkpoints (0: only the last)
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    precision: str = "auto"  # auto (bf16 where the CPU or GPU has native bfloat16, else fp32) | fp32 | bf16
+    precision: str = "auto"  # auto: bf16 for convnets on CPUs with native bfloat16 and on GPUs | fp32 | bf16
     compile: bool = False  # torch.compile the loss (fused kernels; the first epoch pays the compile time)
 
 
