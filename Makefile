@@ -20,9 +20,12 @@ data: setup
 test: setup data
 	$(BIN)/python -m pytest -q
 
+# Training speed against this machine's matmul ceiling (eager, then the MNIST models compiled), and the
+# throughput of the dmvae_mnist study on the local Ray.
 bench: setup data
-	$(BIN)/python bench/train_speed.py --dataset mnist
-	$(BIN)/python bench/train_speed.py --dataset fmnist
+	$(BIN)/python bench/train_speed.py --cases mnist-authors mnist-mixed mnist-paired mnist-mvae fmnist-fp32 fmnist-auto
+	$(BIN)/python bench/train_speed.py --cases mnist-authors mnist-mixed mnist-paired mnist-mvae --set train.compile=true
+	$(BIN)/python bench/study_throughput.py
 
 # Our DMVAE vs MultiVae's (PyPI `multivae`) on one paired MNIST epoch, in a venv of its own: MultiVae is no
 # dependency of the project. Our package comes from this folder through PYTHONPATH.

@@ -107,6 +107,7 @@ class DataConfig(BaseConfig):
     root: str | None = None  # default: $DMVAE_DATA or ./data
     paired_fraction: float = 1.0
     train_size: int | None = None  # use only the first N training examples (quick experiments, tests)
+    val_labels: int | None = None  # labelled validation examples for model selection (None: the whole split)
     path: str | None = None  # npz only: the file
     kinds: dict[str, str] = field(default_factory=dict)  # npz only: modality name -> image|label|attributes
 
@@ -182,6 +183,8 @@ class RunConfig(BaseConfig):
             raise UserError(f"data.paired_fraction must be in (0, 1], got {d.paired_fraction!r}")
         if d.train_size is not None and (not isinstance(d.train_size, int) or d.train_size < 1):
             raise UserError(f"data.train_size must be a positive integer or null, got {d.train_size!r}")
+        if d.val_labels is not None and (not isinstance(d.val_labels, int) or d.val_labels < 1):
+            raise UserError(f"data.val_labels must be a positive integer or null, got {d.val_labels!r}")
         if d.name == "npz" and not d.path:
             raise UserError("data.name is npz but data.path is not set; set data.path to your .npz file")
         for name, kind in d.kinds.items():

@@ -159,3 +159,91 @@ def test_bf16_precision_runs_networks_in_bfloat16_and_keeps_the_loss_close(synth
     assert torch.isfinite(losses["bf16"])
     assert losses["bf16"].item() == pytest.approx(losses["fp32"].item(), rel=0.02)
     assert losses["bf16"].item() != losses["fp32"].item()
+
+
+# --- Eq. 4 as a list of terms ---------------------------------------------------------------------------
+
+
+def test_eq4_has_a_joint_and_a_per_source_term_for_every_target(synthetic_splits) -> None:
+    config = make_config(("image", "label", "attributes"), shared="gaussian", shared_dim=4)
+    config = config.with_overrides(["objective.beta_shared={image: 2.0, label: 4.0, attributes: 9.0}"])
+    model = build_model(config, synthetic_splits(("image", "label", "attributes")).specs)
+    terms = model.eq4_terms(["image", "label", "attributes"])
+    assert len(terms) == 3 * 4  # targets x (joint + one per source modality)
+    assert {(t.target, t.source) for t in terms} == {
+        (i, j) for i in ("image", "label", "attributes") for j in ("joint", "image", "label", "attributes")
+    }
+    beta = {t.source: t.shared_beta for t in terms}
+    assert beta == {"image": 2.0, "label": 4.0, "attributes": 9.0, "joint": 5.0}  # Eq. 5: by posterior
+    assert {t.target: t.private_beta for t in terms} == {"image": 1.0, "label": None, "attributes": 1.0}
+    two = model.eq4_terms(["image", "label"])
+    assert len(two) == 6 and {t.shared_beta for t in two if t.source == "joint"} == {3.0}
+    (single,) = model.eq4_terms(["image"])  # an image-only batch: the one self term
+    assert (single.target, single.source, single.members) == ("image", "image", ("image",))
+
+
+def test_the_paired_loss_is_eq4_computed_by_hand(synthetic_splits) -> None:
+    """The loss equals Eq. 4 written out term by term, each decoder called on its own source."""
+    config = make_config(("image", "label"), shared="gaussian", shared_dim=4)
+    config = config.with_overrides(
+        ["objective.beta_shared={image: 3.0, label: 0.5}", "objective.beta_private={image: 2.0}",
+         "objective.recon_weight={label: 7.0}", "objective.mi_weight=0.7", "objective.dw_weight=1.3"]
+    )  # fmt: skip
+    splits = synthetic_splits(n_train=64, paired_fraction=1.0)
+    model = build_model(config, splits.specs)
+    batch = splits.train.batch(torch.arange(24), ["image", "label"])
+    torch.manual_seed(5)
+    loss, _ = model.loss(batch, dataset_size=64)
+
+    from dmvae.models.decomposition import decompose_kl
+
+    def kl(latent, params, tc_weight):
+        sample = latent.rsample(params)
+        terms = decompose_kl(
+            latent.log_density_factors(params, sample.point), latent.prior_log_density(sample.point), 64
+        )
+        return sample.value, 0.7 * terms.mi + tc_weight * terms.tc + 1.3 * terms.dw
+
+    torch.manual_seed(5)
+    enc = {name: model.encode(name, batch[name]) for name in ("image", "label")}
+    z_p, kl_p = kl(model.private["image"], enc["image"].private, 2.0)
+    z_s, kl_s = {}, {}
+    for source, members, beta in (
+        ("joint", ["image", "label"], 1.75),
+        ("image", ["image"], 3.0),
+        ("label", ["label"], 0.5),
+    ):
+        z_s[source], kl_s[source] = kl(model.shared, model.shared_posterior(enc, members), beta)
+    expected = torch.zeros(())
+    for source in ("joint", "image", "label"):
+        image_ll = model.log_likelihood(
+            "image", model.decode("image", z_p, z_s[source]), batch["image"]
+        ).mean()
+        label_ll = model.log_likelihood(
+            "label", model.decode("label", None, z_s[source]), batch["label"]
+        ).mean()
+        expected += -(1.0 * image_ll - kl_p - kl_s[source])  # target image: private and shared KL
+        expected += -(7.0 * label_ll - kl_s[source])  # target label: no private latent
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_swapping_beta_shared_between_modalities_changes_the_paired_loss(synthetic_splits) -> None:
+    """Each shared KL takes the beta of the modality its posterior conditions on, so (1, 5) and (5, 1)
+    are different objectives (weighting by the reconstructed modality made them the same): with the same
+    draws they differ by 2 targets x 4 x (TC of z_s from the label - TC of z_s from the image)."""
+    splits = synthetic_splits(n_train=64, paired_fraction=1.0)
+    batch = splits.train.batch(torch.arange(32), ["image", "label"])
+    results = []
+    for betas in ("{image: 1.0, label: 5.0}", "{image: 5.0, label: 1.0}"):
+        config = make_config(("image", "label"), shared="gaussian", shared_dim=4)
+        torch.manual_seed(0)
+        model = build_model(config.with_overrides([f"objective.beta_shared={betas}"]), splits.specs)
+        with torch.no_grad():  # make q(z_s | label) far from q(z_s | image), so their TCs differ
+            for parameter in model.encoders["label"].parameters():
+                parameter.mul_(6)
+        torch.manual_seed(1)
+        loss, terms = model.loss(batch, dataset_size=64)
+        results.append((loss.double(), terms["tc_shared_image"].double(), terms["tc_shared_label"].double()))
+    (loss_a, tc_image, tc_label), (loss_b, *_) = results
+    assert abs(tc_label - tc_image) > 1e-3
+    torch.testing.assert_close(loss_a - loss_b, 8 * (tc_label - tc_image), rtol=1e-3, atol=2e-4)

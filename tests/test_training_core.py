@@ -100,3 +100,30 @@ def test_loading_without_the_test_split_reads_no_test_file(real_data_root, monke
     assert splits.test is None and len(splits.train) == 200
     assert read and not any(name.startswith("t10k") for name in read)
     assert load_splits(config, seed=0, progress=lambda message: None).test is not None
+
+
+def test_the_validation_label_budget_is_a_fixed_nested_subset(real_data_root) -> None:
+    from dmvae.config import DataConfig
+    from dmvae.data import load_splits
+    from dmvae.errors import UserError
+
+    root = str(real_data_root("mnist"))
+
+    def val(size, seed=0):
+        config = DataConfig(name="mnist", root=root, train_size=100, val_labels=size)
+        return load_splits(config, seed=seed, progress=lambda m: None, with_test=False).val
+
+    small, large, whole = val(100), val(1000), val(None)
+    assert (len(small), len(large), len(whole)) == (100, 1000, 10_000)
+    images = {name: split.tensors["image"].flatten(1) for name, split in (("s", small), ("l", large))}
+    inside = (images["s"].unsqueeze(1) == images["l"].unsqueeze(0)).all(-1).any(1)
+    assert inside.all()  # 100 inside 1,000
+    assert torch.equal(val(100, seed=3).tensors["label"], small.tensors["label"])  # not moved by the run seed
+    assert len(set(small.tensors["label"].tolist())) == 10
+    with pytest.raises(UserError, match="val_labels"):
+        val(20_000)
+
+
+def test_final_json_states_the_validation_label_budget(synthetic_splits) -> None:
+    final = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(n_eval=20), progress=None).fit()
+    assert final["val_labels"] == 20

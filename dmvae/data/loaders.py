@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from dmvae.data.fetch import default_root
-from dmvae.data.types import DatasetSplits
+from dmvae.data.types import DatasetSplits, MultimodalDataset
 from dmvae.errors import UserError
 
 if TYPE_CHECKING:
@@ -39,7 +41,22 @@ def load_splits(
     if loader is None:
         raise UserError(f"unknown dataset {config.name!r}; choose one of: {', '.join(sorted(LOADERS))}")
     root = Path(config.root) if config.root else default_root()
-    return loader(config, root, seed, with_test, progress)
+    splits = loader(config, root, seed, with_test, progress)
+    if config.val_labels is not None:
+        splits.val = validation_subset(splits.val, config.val_labels)
+    return splits
+
+
+VAL_SEED = 0
+
+
+def validation_subset(val: MultimodalDataset, size: int) -> MultimodalDataset:
+    """The first `size` examples of a permutation drawn with the fixed seed VAL_SEED: the same labelled
+    validation set for every run seed, and nested across budgets (100 inside 1,000 inside 10,000)."""
+    if size > len(val):
+        raise UserError(f"data.val_labels={size} exceeds the {len(val)} validation examples; lower it")
+    order = torch.randperm(len(val), generator=torch.Generator().manual_seed(VAL_SEED))
+    return val.subset(order[:size].sort().values)
 
 
 def pin_data_root(data: Any) -> None:

@@ -227,6 +227,7 @@ class Trainer:
             "seconds_per_epoch": round(self.seconds / max(self.epoch, 1), 3),
             "best_epoch": self.best_epoch,
             "precision": self.precision,
+            "val_labels": len(self.splits.val),  # the labelled examples model selection looked at
         }
         if self.splits.test is None:
             return final | {"val_best_accuracy": self.best_score}
