@@ -105,17 +105,27 @@ def check(folder: str | Path, num_samples: int) -> tuple[int, int, list[str]]:
 
 
 # --- (a) the driver killed at random moments ----------------------------------------------------------
-def driver_kills(work: Path, address: str, optuna_url: str, kills: int, seed: int) -> Outcome:
+BIG = {  # the full battery's study: long enough for 10 kills (each resume costs a few seconds of start-up)
+    "num_samples": 10, "max_epochs": 8,
+    "set": {"data.train_size": 8000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT},
+}  # fmt: skip
+
+
+def driver_kills(
+    work: Path, address: str, optuna_url: str, kills: int, seed: int, window=(4.0, 20.0), **study
+) -> Outcome:
+    """Kill i comes a seeded uniform time in `window` after the (re)start of the driver."""
     outcome = Outcome("driver SIGKILL at random moments, then resume")
     rng = random.Random(seed)
-    path = study_file(work, "kills", storage=optuna_url)
+    num_samples = study.get("num_samples", 6)
+    path = study_file(work, "kills", storage=optuna_url, **study)
     folder = work / "runs" / "kills"
     log = work / "kills.log"
     start = time.monotonic()
     process = dmvae(["tune", "run", str(path), "--name", "kills", "--storage-path", str(folder.parent),
                      "--address", address], log)  # fmt: skip
     for _ in range(kills):
-        time.sleep(rng.uniform(4.0, 20.0))
+        time.sleep(rng.uniform(*window))
         if process.poll() is not None:  # finished before this kill: a new study is not made for it
             break
         os.killpg(process.pid, signal.SIGKILL)
@@ -126,8 +136,10 @@ def driver_kills(work: Path, address: str, optuna_url: str, kills: int, seed: in
     outcome.seconds = time.monotonic() - start
     if code != 0:
         outcome.notes.append(f"last driver exited {code}: {log.read_text()[-500:]}")
-    lost, doubled, notes = check(folder, 6)
+    lost, doubled, notes = check(folder, num_samples)
     outcome.lost, outcome.doubled, outcome.notes = lost, doubled, outcome.notes + notes
+    if outcome.injected < kills:
+        outcome.notes.append(f"the study finished after {outcome.injected} of {kills} kills")
     outcome.survived = outcome.injected if code == 0 and lost == 0 and doubled == 0 else 0
     return outcome
 
@@ -309,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             address = ray.get_runtime_context().gcs_address
             if "driver" in chosen:
-                outcomes.append(driver_kills(work, address, postgres.url, args.kills, args.seed))
+                outcomes.append(
+                    driver_kills(
+                        work, address, postgres.url, args.kills, args.seed, window=(6.0, 16.0), **BIG
+                    )
+                )
                 print(table(outcomes[-1:]), flush=True)
             if "corrupt" in chosen:
                 outcomes.append(corrupt_checkpoint(work, address))

@@ -232,6 +232,10 @@ def test_s3_study_survives_a_killed_driver(ray_session, postgres, s3, tmp_path, 
         events.Reload()
         assert len(events.Scalars("ray/tune/val/accuracy")) >= 1
 
+    report = tmp_path / "report"
+    assert main(["report", uri, final, "--out", str(report)]) == 0  # both copied down, then reported
+    assert (report / "report.md").is_file() and (report / "comparison.csv").is_file()
+
 
 # --- user mistakes: one line, exit 2 -------------------------------------------------------------------
 def test_cloud_storage_mistakes_are_one_line_errors(tmp_path, capsys):
