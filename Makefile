@@ -5,9 +5,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup data test bench bench-peer demo lint clean
+.PHONY: setup postgres data test bench bench-peer faults demo lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) postgres
+
+# The tests start a throwaway PostgreSQL server (tests/services.py): Debian's postgresql package, installed
+# here when its binaries are missing (as root: apt-get; otherwise say what to run).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	  else echo "PostgreSQL not found: run 'sudo apt-get install postgresql' (the tests need initdb and pg_ctl)"; exit 1; fi; }
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +25,14 @@ $(STAMP): pyproject.toml
 data: setup
 	$(BIN)/dmvae data fetch mnist fmnist
 
+# DMVAE_REQUIRE_SERVICES: a missing PostgreSQL or S3 server fails the tests instead of skipping them.
 test: setup data
-	$(BIN)/python -m pytest -q
+	DMVAE_REQUIRE_SERVICES=1 $(BIN)/python -m pytest -q
+
+# The full fault battery (driver kills, a worker node killed, a corrupt checkpoint, an S3 outage); make
+# test runs its short version (tests/test_faults.py).
+faults: setup data
+	$(BIN)/python bench/faults.py
 
 # Training speed against this machine's matmul ceiling (eager, then the MNIST models compiled), and the
 # throughput of the dmvae_mnist study on the local Ray.

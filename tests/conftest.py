@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from services import configure_s3_env
 
 from dmvae.data import DatasetSplits, ModalitySpec, MultimodalDataset, default_root
 
@@ -73,3 +74,17 @@ def real_data_root():
         return root
 
     return require
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the study tests (2 CPUs). Its workers inherit the S3 settings of the test server
+    (fake credentials, no metadata lookups, the local endpoint): set before Ray starts."""
+    if not (default_root() / "mnist").is_dir():
+        pytest.skip(f"MNIST not found under {default_root()} (dmvae data fetch mnist)")
+    import ray
+
+    configure_s3_env()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

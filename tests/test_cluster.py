@@ -72,6 +72,15 @@ def test_cluster_yaml_passes_rays_validator(no_network):
         "pip install" in command and "-e ~/dmvae-study" in command for command in config["setup_commands"]
     )
     assert any("tensorboard" in command for command in prepared["head_setup_commands"])
+    # Results on S3 by default: every worker can write the bucket (the head gets Ray's default profile),
+    # and the head runs the PostgreSQL server of the Optuna studies; EFS stays as the alternative.
+    for spec in workers.values():
+        assert spec["node_config"]["IamInstanceProfile"] == {"Name": "ray-autoscaler-v1"}
+    head_setup = prepared["head_setup_commands"]
+    assert any("install" in command and "postgresql" in command for command in head_setup)
+    assert any("createdb" in command for command in head_setup)
+    assert any("DMVAE_EFS" in command for command in prepared["setup_commands"])
+    assert "--storage-path s3://" in CLUSTER_YAML.read_text()
 
 
 @pytest.mark.parametrize(

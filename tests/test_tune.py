@@ -192,18 +192,7 @@ def test_dmvae_cli_does_not_import_ray():
     assert out.stdout.strip() == "[]"
 
 
-# --- a real small study on a local Ray -----------------------------------------------------------------
-@pytest.fixture(scope="session")
-def ray_session():
-    if not (default_root() / "mnist").is_dir():
-        pytest.skip(f"MNIST not found under {default_root()} (dmvae data fetch mnist)")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
+# --- a real small study on a local Ray (the ray_session fixture is in conftest.py) ------------------------
 @pytest.fixture(scope="session")
 def small_study(ray_session, tmp_path_factory):
     """4 trials, 2 at a time, ASHA, Optuna on SQLite; trial 1 = paper defaults, trial 2 diverges (NaN)."""
@@ -386,7 +375,7 @@ def test_resume_after_killed_driver(ray_session, tmp_path):
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     states = _optuna_states(folder)
-    assert "RUNNING" in states and len(states) < 4 or states.count("COMPLETE") < 4  # it really was mid-study
+    assert 1 <= states.count("COMPLETE") < 4, states  # it really was killed mid-study
 
     assert main(["tune", "resume", str(folder)]) == 0
     from tune.experiment import open_experiment

@@ -1,8 +1,17 @@
-"""`dmvae tune run|resume|status|export|final`: the study commands. Ray is imported only in the handlers."""
+"""`dmvae tune run|resume|status|export|final|pull`: the study commands. Ray is imported only in handlers."""
 
 from __future__ import annotations
 
 import os
+
+ENDPOINT_HELP = (
+    "S3-compatible endpoint for s3:// paths, e.g. http://127.0.0.1:9000 (MinIO); default: $AWS_ENDPOINT_URL "
+    "or AWS"
+)
+
+
+def _endpoint(parser) -> None:
+    parser.add_argument("--storage-endpoint", help=ENDPOINT_HELP)
 
 
 def add_parser(subparsers) -> None:
@@ -13,8 +22,11 @@ def add_parser(subparsers) -> None:
     run.add_argument("study", help="study YAML, e.g. tune/studies/dmvae_mnist.yaml")
     run.add_argument("--name", help="experiment name (default: <study name>-<date>-<time>)")
     run.add_argument(
-        "--storage-path", help="folder for experiments (default: ./runs/tune); shared on a cluster"
+        "--storage-path",
+        help="folder or cloud URI for experiments (default: ./runs/tune); on a cluster s3://bucket/prefix "
+        "or a shared folder",
     )
+    _endpoint(run)
     run.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
     run.add_argument("--num-samples", type=int, help="number of trials (overrides the study's num_samples)")
     run.add_argument(
@@ -30,16 +42,19 @@ def add_parser(subparsers) -> None:
 
     resume = actions.add_parser("resume", help="continue an interrupted experiment")
     resume.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    _endpoint(resume)
     resume.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
     resume.add_argument("--retry-errored", action="store_true", help="also rerun trials that errored")
     resume.set_defaults(handler=cmd_resume)
 
     status = actions.add_parser("status", help="table of an experiment's trials")
     status.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    _endpoint(status)
     status.set_defaults(handler=cmd_status)
 
     export = actions.add_parser("export", help="write the best trial's run config for `dmvae train --config`")
     export.add_argument("experiment", help="experiment folder, <storage>/<name>")
+    _endpoint(export)
     export.add_argument(
         "--out", required=True, help="output YAML (with --top-k K also OUT-2.yaml ... OUT-K.yaml)"
     )
@@ -52,8 +67,11 @@ def add_parser(subparsers) -> None:
     final.add_argument("config", help="run config YAML, e.g. best.yaml from `dmvae tune export`")
     final.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     final.add_argument(
-        "--out", help="folder for seed-<s>/ run folders and final_runs.json (default: <config stem>-final/)"
+        "--out",
+        help="folder or cloud URI for seed-<s>/ run folders and final_runs.json "
+        "(default: <config stem>-final/)",
     )
+    _endpoint(final)
     final.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
     final.add_argument("--cpus", type=float, default=1, help="CPUs per run (default 1; also torch threads)")
     final.add_argument("--gpus", type=float, default=0, help="GPUs per run; a fraction (0.25) shares a GPU")
@@ -67,11 +85,19 @@ def add_parser(subparsers) -> None:
     )
     final.set_defaults(handler=cmd_final)
 
+    pull = actions.add_parser(
+        "pull", help="copy an experiment (or final runs) from cloud storage to a local folder (TensorBoard)"
+    )
+    pull.add_argument("source", help="s3://bucket/prefix/<name> (an experiment folder or any folder)")
+    pull.add_argument("dest", help="local folder to copy into (created)")
+    _endpoint(pull)
+    pull.set_defaults(handler=cmd_pull)
+
 
 def _quiet_ray() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # One checkpoint kept per trial forces an experiment snapshot per checkpoint (safe for resume); the
-    # warning Ray prints about it every few seconds says nothing the user can act on.
+    # Ray warns every few seconds when experiment snapshots are slow to sync (large studies, cloud
+    # storage); the warning says nothing the user can act on.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
@@ -80,13 +106,23 @@ def _finish(experiment, results) -> int:
 
     print(format_table(experiment, trial_rows(experiment)))
     print(f"experiment folder: {experiment.folder}")
-    print(f"tensorboard --logdir {experiment.folder}")
+    if experiment.remote:
+        print(f"curves: dmvae tune pull {experiment.folder} DIR && tensorboard --logdir DIR")
+    else:
+        print(f"tensorboard --logdir {experiment.folder}")
     errors = sum(1 for result in results if result.error is not None)
     return 0 if errors < len(results) or not len(results) else 1
 
 
+def _storage(args) -> None:
+    from tune.storage import set_endpoint
+
+    set_endpoint(getattr(args, "storage_endpoint", None))
+
+
 def cmd_run(args) -> int:
     _quiet_ray()
+    _storage(args)
     from dmvae.errors import UserError
     from tune import runner
     from tune.experiment import create_experiment
@@ -103,6 +139,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    _storage(args)
     _quiet_ray()
     from tune import runner
     from tune.experiment import open_experiment
@@ -114,6 +151,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_status(args) -> int:
+    _storage(args)
     from tune.experiment import open_experiment
     from tune.results import format_table, trial_rows
 
@@ -123,6 +161,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    _storage(args)
     from tune.experiment import open_experiment
     from tune.results import export_best
 
@@ -134,6 +173,8 @@ def cmd_export(args) -> int:
 
 def cmd_final(args) -> int:
     _quiet_ray()
+    _storage(args)
+    from tune import storage as store
     from tune.final import SUMMARY_FILE, format_summary, run_final
 
     out, summary = run_final(
@@ -146,5 +187,22 @@ def cmd_final(args) -> int:
         gpus=args.gpus,
     )
     print(format_summary(summary))
-    print(f"wrote {out / SUMMARY_FILE}")
+    print(f"wrote {store.join(out, SUMMARY_FILE)}")
     return 1 if summary["failed"] else 0
+
+
+def cmd_pull(args) -> int:
+    from pathlib import Path
+
+    from dmvae.errors import UserError
+    from tune import storage
+
+    _storage(args)
+    if not storage.is_uri(args.source):
+        raise UserError(f"pull copies from cloud storage (s3://...), got the local path {args.source}")
+    dest = Path(args.dest)
+    if not storage.download(args.source, dest):
+        raise UserError(f"{args.source}: nothing there to pull")
+    print(f"copied {args.source} to {dest}")
+    print(f"tensorboard --logdir {dest}")
+    return 0

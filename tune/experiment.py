@@ -2,6 +2,8 @@
 
 study.yaml is the study as run (its base config inlined), so resume, status and export need only the
 folder. experiment.yaml records the Optuna storage URL and the Optuna study name unique to the experiment.
+The storage is a local or NFS folder, or a cloud URI (s3://bucket/prefix, see tune/storage.py); a cloud
+storage holds no SQLite file, so its study's `storage:` must be a database URL or a journal file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from dmvae.errors import UserError
+from tune import storage as store
 from tune.study import Study, study_from_dict
 
 STUDY_FILE = "study.yaml"
@@ -23,57 +26,82 @@ DEFAULT_STORAGE = Path("runs") / "tune"
 
 @dataclass
 class Experiment:
-    folder: Path
+    folder: Path | str  # a local Path, or a URI string (s3://bucket/prefix/name)
     study: Study
     optuna_storage: str
     optuna_study: str
 
     @property
-    def storage_path(self) -> Path:
-        return self.folder.parent
+    def storage_path(self) -> Path | str:
+        return store.parent_and_name(self.folder)[0]
 
     @property
     def name(self) -> str:
-        return self.folder.name
+        return store.parent_and_name(self.folder)[1]
+
+    @property
+    def remote(self) -> bool:
+        return store.is_uri(self.folder)
+
+
+def check_optuna_storage(url: str | None, storage_path: str | None) -> None:
+    """A cloud storage path needs an Optuna storage that every driver can reach: a database or a journal."""
+    if not (storage_path and store.is_uri(storage_path)):
+        return
+    if url is None or url.startswith("sqlite"):
+        what = "no study.storage" if url is None else f"study.storage {url}"
+        raise UserError(
+            f"--storage-path {storage_path} cannot hold the Optuna SQLite file ({what}): set study.storage "
+            "to a database URL (--set study.storage=postgresql://user@host/db) or a journal file on a "
+            "shared mount (--set study.storage=journal:/mnt/shared/optuna.log)"
+        )
 
 
 def create_experiment(study: Study, name: str | None, storage_path: str | None) -> Experiment:
     """Make the folder and write study.yaml and experiment.yaml; an existing experiment is an error."""
-    if storage_path and "://" in storage_path:
-        raise UserError(
-            "--storage-path must be a folder (on a cluster: a shared NFS mount); URIs are not supported yet"
-        )
-    root = Path(storage_path).expanduser().resolve() if storage_path else DEFAULT_STORAGE.resolve()
+    check_optuna_storage(study.storage, storage_path)
+    if storage_path and store.is_uri(storage_path):
+        root: Path | str = store.check_uri(storage_path)
+    else:
+        root = Path(storage_path).expanduser().resolve() if storage_path else DEFAULT_STORAGE.resolve()
     if name is None:
         import time
 
         name = f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = root / name
-    if (folder / STUDY_FILE).exists():
+    folder = store.join(root, name)
+    if store.exists(store.join(folder, STUDY_FILE)):
         raise UserError(f"experiment {folder} already exists; continue it with `dmvae tune resume {folder}`")
-    folder.mkdir(parents=True, exist_ok=True)
+    if study.storage is not None:
+        from tune.search import open_storage
+
+        open_storage(study.storage)  # reachable now, not after the folder is made
+    if not store.is_uri(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     from dmvae.data import pin_data_root
 
     pin_data_root(study.base.setdefault("data", {}))  # trials run in their own working folders
     storage = study.storage or f"sqlite:///{folder / OPTUNA_FILE}"
     experiment = Experiment(folder, study, storage, f"{name}-{uuid.uuid4().hex[:8]}")
-    study.save(folder / STUDY_FILE)
+    store.write_text(store.join(folder, STUDY_FILE), yaml.safe_dump(study.to_dict(), sort_keys=False))
     meta = {"name": name, "optuna_storage": storage, "optuna_study": experiment.optuna_study}
-    (folder / EXPERIMENT_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+    store.write_text(store.join(folder, EXPERIMENT_FILE), yaml.safe_dump(meta, sort_keys=False))
     return experiment
 
 
 def open_experiment(folder: str | Path) -> Experiment:
-    folder = Path(folder).expanduser().resolve()
+    if store.is_uri(folder):
+        folder = store.check_uri(str(folder))
+    else:
+        folder = Path(folder).expanduser().resolve()
     for file in (STUDY_FILE, EXPERIMENT_FILE):
-        if not (folder / file).is_file():
+        if not store.is_file(store.join(folder, file)):
             raise UserError(
                 f"{folder} is not a dmvae tune experiment folder (no {file}); pass <storage>/<name>"
             )
     try:
-        study_values = yaml.safe_load((folder / STUDY_FILE).read_text())
-        meta = yaml.safe_load((folder / EXPERIMENT_FILE).read_text())
+        study_values = yaml.safe_load(store.read_text(store.join(folder, STUDY_FILE)))
+        meta = yaml.safe_load(store.read_text(store.join(folder, EXPERIMENT_FILE)))
     except yaml.YAMLError as error:
         raise UserError(f"{folder}: corrupt study or experiment file: {str(error).splitlines()[0]}") from None
-    study = study_from_dict(study_values, where=f"{folder / STUDY_FILE}: ")
+    study = study_from_dict(study_values, where=f"{store.join(folder, STUDY_FILE)}: ")
     return Experiment(folder, study, meta["optuna_storage"], meta["optuna_study"])

@@ -7,6 +7,9 @@ mean and standard deviation over seeds. DIR defaults to `<best stem>-final/` nex
 Rerunning the command with the same config finishes what is missing: a seed whose folder holds final.json
 is not trained again, and one with a checkpoint (a Ctrl-C, or a worker lost and retried by Ray) continues
 from it.
+
+DIR may be a cloud URI (s3://bucket/prefix): each seed then trains in a local folder on its node, which is
+uploaded to DIR/seed-<s>/ after every checkpoint and at the end (and downloaded first to continue a run).
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import yaml
 
 from dmvae.config import RunConfig, load_config
 from dmvae.errors import UserError
+from tune import storage as store
 
 SUMMARY_FILE = "final_runs.json"
 REQUEST_FILE = "final.yaml"  # the config (seed aside) the folder's runs were started with
 LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
 
 
-def seed_folder(out: Path, seed: int) -> Path:
-    return out / f"seed-{seed}"
+def seed_folder(out: Path | str, seed: int) -> Path | str:
+    return store.join(out, f"seed-{seed}")
 
 
 def default_out(config_path: str | Path) -> Path:
@@ -39,6 +43,28 @@ def default_out(config_path: str | Path) -> Path:
 
 def train_seed(values: dict[str, Any], out_dir: str, cpus: float) -> dict[str, Any]:
     """One final run inside a Ray task; returns final.json. The device is the GPU Ray assigned, if any."""
+    if not store.is_uri(out_dir):
+        return _train_seed(values, out_dir, cpus)
+    import shutil
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix="dmvae-final-")
+    try:
+        store.download(out_dir, staging)  # a run to continue, if any
+
+        def upload(trainer, epoch, metrics) -> None:
+            every = trainer.config.train.checkpoint_every
+            if every and epoch % every == 0:
+                store.upload(staging, out_dir)
+
+        final = _train_seed(values, staging, cpus, hooks=[upload])
+        store.upload(staging, out_dir)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train_seed(values: dict[str, Any], out_dir: str, cpus: float, hooks=()) -> dict[str, Any]:
     import torch
 
     from dmvae.data import pin_data_root
@@ -54,7 +80,7 @@ def train_seed(values: dict[str, Any], out_dir: str, cpus: float) -> dict[str, A
     def progress(message: str) -> None:
         print(f"[seed {seed}] {message}", flush=True)
 
-    trainer = Trainer(config, out_dir=out, progress=progress, device=trial_device())
+    trainer = Trainer(config, out_dir=out, progress=progress, device=trial_device(), hooks=list(hooks))
     if (out / LAST_CHECKPOINT).is_file():
         trainer.resume(out / LAST_CHECKPOINT)
         progress(f"continuing {out} after epoch {trainer.epoch}")
@@ -70,18 +96,22 @@ def prepare(config_path: str | Path, seeds: list[int], out: str | Path | None, o
     if len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise UserError(f"--seeds must be distinct whole numbers >= 0, got {seeds}")
     base = load_config(config_path, overrides)
-    out = Path(out) if out is not None else default_out(config_path)
-    out = out.expanduser().resolve()
+    if out is not None and store.is_uri(out):
+        out = store.check_uri(str(out))
+    else:
+        out = Path(out) if out is not None else default_out(config_path)
+        out = out.expanduser().resolve()
     request = base.to_dict() | {"seed": None}
-    saved = out / REQUEST_FILE
-    if saved.is_file():
-        if yaml.safe_load(saved.read_text()) != request:
+    saved = store.join(out, REQUEST_FILE)
+    if store.is_file(saved):
+        if yaml.safe_load(store.read_text(saved)) != request:
             raise UserError(
                 f"{out} holds final runs of another config; choose another --out or remove the folder"
             )
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        saved.write_text(yaml.safe_dump(request, sort_keys=False))
+        if not store.is_uri(out):
+            out.mkdir(parents=True, exist_ok=True)
+        store.write_text(saved, yaml.safe_dump(request, sort_keys=False))
     configs = {}
     for seed in seeds:
         config = load_config(config_path, [*overrides, f"seed={seed}"])
@@ -114,12 +144,12 @@ def run_final(
     pending = {}
     for seed, config in configs.items():
         folder = seed_folder(out, seed)
-        if (folder / "final.json").is_file():
-            finals[seed] = json.loads((folder / "final.json").read_text())
+        if store.is_file(store.join(folder, "final.json")):
+            finals[seed] = json.loads(store.read_text(store.join(folder, "final.json")))
             print(f"seed {seed}: already done ({folder})")
             continue
         pin_data_root(config.data)  # tasks may start in another folder: pin the data folder seen here
-        pending[task.remote(config.to_dict(), str(folder.resolve()), cpus)] = seed
+        pending[task.remote(config.to_dict(), str(folder), cpus)] = seed
     print(f"final runs of {config_path}: seeds {seeds} in {out} ({len(pending)} to train)", flush=True)
     start = time.monotonic()
     try:
@@ -149,7 +179,7 @@ def run_final(
             ray.cancel(ref, force=True)
         raise
     summary = summarise(config_path, out, seeds, finals, errors)
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    store.write_text(store.join(out, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
     return out, summary
 
 

@@ -1,10 +1,18 @@
-"""Start, resume and connect: builds the Tuner (OptunaSearch + ASHA) for an experiment and runs it."""
+"""Start, resume and connect: builds the Tuner (Optuna searcher + ASHA) for an experiment and runs it.
+
+Checkpoints: Ray keeps every checkpoint while a study runs (`num_to_keep=None`) and `prune_checkpoints`
+removes all but each trial's last one once `fit` has returned. Ray's experiment snapshot (what a resume
+starts from) is written every few seconds; had Ray deleted old checkpoints as new ones came (num_to_keep=K),
+a driver killed after K checkpoints of a trial since the last snapshot would resume that trial from a
+deleted checkpoint. With nothing deleted while the driver may die, no snapshot can point at a missing one.
+"""
 
 from __future__ import annotations
 
 import os
 
 from dmvae.errors import UserError
+from tune import storage as store
 from tune.experiment import Experiment
 from tune.search import build_searcher
 from tune.trainable import make_trainable
@@ -55,7 +63,7 @@ def run_config(experiment: Experiment):
         name=experiment.name,
         storage_path=str(experiment.storage_path),
         failure_config=tune.FailureConfig(max_failures=experiment.study.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=4),  # slack for a driver killed mid-save
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # pruned after fit (see the docstring)
         # The trial's working directory (its image event file) is copied to the trial folder in storage.
         sync_config=tune.SyncConfig(sync_artifacts=True),
         verbose=int(os.environ.get("DMVAE_TUNE_VERBOSE", "1")),
@@ -68,7 +76,36 @@ def trainable(experiment: Experiment):
 
 def run(experiment: Experiment, address: str | None = None, num_samples: int | None = None):
     connect(address)
-    return build_tuner(experiment, num_samples).fit()
+    results = build_tuner(experiment, num_samples).fit()
+    prune_checkpoints(experiment)
+    return results
+
+
+def prune_checkpoints(experiment: Experiment) -> int:
+    """Delete every checkpoint but the newest of each trial folder; the number deleted."""
+    import pyarrow.fs
+
+    if experiment.remote:
+        fs, root = store.filesystem(str(experiment.folder))
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), str(experiment.folder)
+    selector = pyarrow.fs.FileSelector(root, recursive=False)
+    deleted = 0
+    for trial in fs.get_file_info(selector):
+        if trial.type != pyarrow.fs.FileType.Directory:
+            continue
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(trial.path, recursive=False))
+        checkpoints = sorted(
+            (int(entry.base_name.rsplit("_", 1)[1]), entry.path)
+            for entry in entries
+            if entry.type == pyarrow.fs.FileType.Directory
+            and entry.base_name.startswith("checkpoint_")
+            and entry.base_name.rsplit("_", 1)[1].isdigit()
+        )
+        for _, path in checkpoints[:-1]:
+            fs.delete_dir(path)
+            deleted += 1
+    return deleted
 
 
 def resume(experiment: Experiment, address: str | None = None, retry_errored: bool = False):
@@ -82,4 +119,6 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
         str(experiment.folder), trainable=trainable(experiment), resume_unfinished=True,
         resume_errored=retry_errored,
     )  # fmt: skip
-    return tuner.fit()
+    results = tuner.fit()
+    prune_checkpoints(experiment)
+    return results

@@ -1,64 +1,198 @@
-"""The searcher: Ray's OptunaSearch (seeded TPE, define-by-run space, persistent storage) made resume-safe.
+"""The searcher: an Optuna study (seeded TPE, define-by-run space, persistent storage) behind Ray's Searcher.
 
-Ray snapshots the searcher with the experiment state every few seconds. When a driver is killed, Optuna
-trials asked after the last snapshot are left RUNNING in the storage while the restored searcher (whose
-sampler state is the snapshot's) does not know them. `ResumableOptunaSearch` adopts such orphans for the
-next new Ray trials instead of asking again, so every Ray trial is one Optuna trial and none is counted twice.
-The reverse also happens: a trial told to Optuna as finished just before the kill is restored by Ray and
-reports again; those results are dropped instead of failing the resumed study.
+`StudySearcher` implements Ray Tune's public `Searcher` interface on Optuna's public API only (`ask`,
+`tell` by trial number, `enqueue_trial`, `get_trials`, the storage's documented methods), so a Ray or
+Optuna upgrade that changes either's private attributes cannot break it silently. Its own state is a map
+from Ray trial ids to Optuna trial numbers plus the sampler, saved with Ray's experiment state.
+
+It is resume-safe. Ray snapshots the searcher with the experiment state every few seconds. When a driver
+is killed, Optuna trials asked after the last snapshot are left RUNNING in the storage while the restored
+searcher does not know them: they are adopted by the next new Ray trials instead of asking again, so every
+Ray trial is one Optuna trial and none is counted twice. The reverse also happens: a trial told to Optuna
+as finished just before the kill is restored by Ray and reports again; those results are dropped.
+
+Optuna storages: a SQLAlchemy URL (sqlite:///..., postgresql://user@host/db, mysql://...) or
+`journal:/shared/path/optuna.log`, Optuna's journal file (one append-only file; safe on NFS, no database).
 """
 
 from __future__ import annotations
 
-from ray.tune.search.optuna import OptunaSearch
+import logging
+import pickle
+from typing import Any
 
+from ray.tune.search import Searcher
+
+from dmvae.errors import UserError
 from tune.experiment import Experiment
 
-
-class ResumableOptunaSearch(OptunaSearch):
-    def suggest(self, trial_id: str):
-        if callable(self._space) and trial_id not in self._ot_trials:
-            orphan = self._orphan()
-            if orphan is not None:
-                self._ot_trials[trial_id] = orphan
-        return super().suggest(trial_id)
-
-    def _finished_in_storage(self, trial_id: str) -> bool:
-        trial = self._ot_trials.get(trial_id)
-        return trial is not None and self._ot_study._storage.get_trial(trial._trial_id).state.is_finished()
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not self._finished_in_storage(trial_id):
-            super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if self._finished_in_storage(trial_id):
-            self._ot_trials.pop(trial_id, None)
-            return
-        super().on_trial_complete(trial_id, result, error)
-
-    def _orphan(self):
-        """A RUNNING Optuna trial that no Ray trial of this experiment owns (None if there is none)."""
-        import optuna
-
-        owned = {trial._trial_id for trial in self._ot_trials.values()}
-        running = self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        for frozen in sorted(running, key=lambda trial: trial.number):
-            if frozen._trial_id not in owned:
-                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
-        return None
+JOURNAL = "journal:"
+logger = logging.getLogger(__name__)
 
 
-def build_searcher(experiment: Experiment) -> ResumableOptunaSearch:
+def open_storage(url: str):
+    """The Optuna storage of a URL; an unreachable or malformed one is a one-line UserError."""
     import optuna
 
+    try:
+        if url.startswith(JOURNAL):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL)))
+        return optuna.storages.RDBStorage(url)
+    except Exception as error:  # SQLAlchemy, the database driver or the file system: one line
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot open the Optuna storage {redact(url)}: {message}") from None
+
+
+def redact(url: str) -> str:
+    """The URL with its password (if any) hidden."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        credentials, _, host = rest.partition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+class StudySearcher(Searcher):
+    """Ray trials asked from (and told to) one Optuna study. Picklable: the storage is reopened by URL."""
+
+    def __init__(
+        self,
+        define,
+        metric: str,
+        mode: str,
+        storage_url: str,
+        study_name: str,
+        seed: int,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+    ):
+        import optuna
+
+        super().__init__(metric=metric, mode=mode)
+        self.define = define
+        self.storage_url = storage_url
+        self.study_name = study_name
+        self.seed = seed
+        self.sampler = optuna.samplers.TPESampler(seed=seed)
+        self._reseed = False
+        self.numbers: dict[str, int] = {}  # Ray trial id -> Optuna trial number
+        self.finished: set[str] = set()  # Ray trial ids told to Optuna
+        self._connection = None
+        study = self.study()
+        if points_to_evaluate and not study.get_trials(deepcopy=False):
+            for point in points_to_evaluate:
+                study.enqueue_trial(point)
+
+    # --- the Optuna side (not pickled) -------------------------------------------------------------------
+    def study(self):
+        import optuna
+
+        if self._connection is None:
+            storage = open_storage(self.storage_url)
+            if self._reseed:  # restored from a snapshot: the snapshot's random state would repeat the
+                # trials asked after it (TPE keeps no other state; its history is in the storage)
+                done = len(optuna.load_study(study_name=self.study_name, storage=storage).trials)
+                self.sampler = optuna.samplers.TPESampler(seed=self.seed + done)
+                self._reseed = False
+            direction = "maximize" if self.mode == "max" else "minimize"
+            study = optuna.create_study(
+                storage=storage, sampler=self.sampler, pruner=optuna.pruners.NopPruner(),
+                study_name=self.study_name, direction=direction, load_if_exists=True,
+            )  # fmt: skip
+            self._connection = (storage, study, storage.get_study_id_from_name(self.study_name), {})
+        return self._connection[1]
+
+    def _trial(self, number: int):
+        """The live `optuna.trial.Trial` of a trial number (to suggest into and report to)."""
+        import optuna
+
+        study = self.study()
+        storage, _, study_id, trials = self._connection
+        if number not in trials:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            trials[number] = optuna.trial.Trial(study, trial_id)
+        return trials[number]
+
+    def _state(self, number: int):
+        self.study()
+        storage, _, study_id, _ = self._connection
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number)).state
+
+    def _finished_in_storage(self, trial_id: str) -> bool:
+        number = self.numbers.get(trial_id)
+        return number is not None and self._state(number).is_finished()
+
+    def _orphan(self) -> int | None:
+        """The number of a RUNNING Optuna trial that no Ray trial of this experiment owns (None if none)."""
+        import optuna
+
+        owned = set(self.numbers.values())
+        running = self.study().get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        numbers = sorted(trial.number for trial in running if trial.number not in owned)
+        return numbers[0] if numbers else None
+
+    # --- Ray's Searcher interface ------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id not in self.numbers:
+            orphan = self._orphan()
+            self.numbers[trial_id] = orphan if orphan is not None else self.study().ask().number
+        trial = self._trial(self.numbers[trial_id])
+        values = self.define(trial)
+        return dict(values) if values is not None else dict(trial.params)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.finished or trial_id not in self.numbers or self._finished_in_storage(trial_id):
+            return
+        value = result.get(self.metric)
+        if isinstance(value, int | float):
+            self._trial(self.numbers[trial_id]).report(float(value), int(result["training_iteration"]))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import optuna
+
+        if trial_id in self.finished or trial_id not in self.numbers:
+            return
+        self.finished.add(trial_id)
+        if self._finished_in_storage(trial_id):  # told before a killed driver's last snapshot
+            return
+        value = (result or {}).get(self.metric)
+        state = optuna.trial.TrialState
+        if value is None:
+            state = state.FAIL if error else state.PRUNED
+        else:
+            state = state.COMPLETE
+        try:
+            self.study().tell(self.numbers[trial_id], value if state == state.COMPLETE else None, state=state)
+        except Exception as failure:  # e.g. a NaN value: Optuna marks the trial failed
+            logger.warning("optuna: trial %s: %s", self.numbers[trial_id], failure)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__getstate__(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.__setstate__(pickle.load(handle))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in ("_connection", "_reseed")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connection = None
+        self._reseed = True
+
+
+def build_searcher(experiment: Experiment) -> StudySearcher:
     study = experiment.study
-    return ResumableOptunaSearch(
-        space=study.define_by_run(),
+    return StudySearcher(
+        define=study.define_by_run(),
         metric=study.metric,
         mode=study.mode,
-        points_to_evaluate=study.initial_points() or None,
-        sampler=optuna.samplers.TPESampler(seed=study.seed),
+        storage_url=experiment.optuna_storage,
         study_name=experiment.optuna_study,
-        storage=optuna.storages.RDBStorage(experiment.optuna_storage),
+        seed=study.seed,
+        points_to_evaluate=study.initial_points() or None,
     )
