@@ -127,3 +127,14 @@ def test_the_validation_label_budget_is_a_fixed_nested_subset(real_data_root) ->
 def test_final_json_states_the_validation_label_budget(synthetic_splits) -> None:
     final = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(n_eval=20), progress=None).fit()
     assert final["val_labels"] == 20
+
+
+def test_tune_final_warns_when_a_final_seed_is_the_tuned_seed(tmp_path, capsys) -> None:
+    from tune.final import prepare
+
+    config = tmp_path / "best.yaml"
+    tiny_config().with_overrides(["seed=0"]).save(config)
+    prepare(config, [0, 1, 2], tmp_path / "final", [])
+    assert "seed 0 is the data seed the config was tuned on" in capsys.readouterr().err
+    prepare(config, [1, 2, 3], tmp_path / "final", [])
+    assert "warning" not in capsys.readouterr().err

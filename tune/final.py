@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,13 @@ def prepare(config_path: str | Path, seeds: list[int], out: str | Path | None, o
     if len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise UserError(f"--seeds must be distinct whole numbers >= 0, got {seeds}")
     base = load_config(config_path, overrides)
+    if base.seed in seeds:
+        print(
+            f"warning: seed {base.seed} is the data seed the config was tuned on (its paired subset chose "
+            f"the hyperparameters); report seeds other than {base.seed}, e.g. --seeds "
+            f"{' '.join(str(s) for s in range(base.seed + 1, base.seed + 1 + len(seeds)))}",
+            file=sys.stderr,
+        )
     if out is not None and store.is_uri(out):
         out = store.check_uri(str(out))
     else:

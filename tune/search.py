@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
 from dmvae.errors import UserError
-from tune.experiment import Experiment
+
+if TYPE_CHECKING:
+    from tune.experiment import Experiment
 
 JOURNAL = "journal:"
 logger = logging.getLogger(__name__)
