@@ -29,6 +29,7 @@ class DMVAE(MultimodalVAE):
     def __init__(self, specs, model, objective, architecture):
         super().__init__(specs, model, objective, architecture)
         self.objective = objective
+        self._terms: dict[tuple[str, ...], list[Eq4Term]] = {}  # eq4_terms per set of present modalities
 
     def shared_beta(self, members: tuple[str, ...]) -> float:
         """Eq. 5 ties beta to the posterior: q(z_s | x_j) takes modality j's beta_shared. The joint posterior
@@ -41,6 +42,8 @@ class DMVAE(MultimodalVAE):
         """Eq. 4 for a batch whose examples have the modalities `names`: for each target i, the joint term
         and one term per source modality j (self for j = i, cross otherwise). With one modality present the
         joint posterior is that modality's, so there is the one self term."""
+        if tuple(names) in self._terms:
+            return self._terms[tuple(names)]
         o = self.objective
         terms = []
         for target in names:
@@ -57,6 +60,7 @@ class DMVAE(MultimodalVAE):
                         self.shared_beta(members),
                     )  # fmt: skip
                 )
+        self._terms[tuple(names)] = terms
         return terms
 
     def _decomposed_kl(self, latent, params: Tensor, dataset_size: int) -> tuple[Tensor, KLTerms]:
