@@ -100,7 +100,7 @@ def flops_per_epoch(trainer: Trainer) -> int:
 
 def warm_up(trainer: Trainer) -> float:
     """Seconds to run a few steps of every step shape (with train.compile: compiling each shape's graph)."""
-    counts, first_of = step_shapes(trainer)
+    _, first_of = step_shapes(trainer)
     start = time.perf_counter()
     for _ in range(WARMUP_STEPS):
         run_steps(trainer, list(first_of.values()))
