@@ -21,6 +21,28 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--storage-endpoint", help="S3-compatible endpoint for s3:// inputs (MinIO, ...)")
     parser.set_defaults(handler=cmd_report)
 
+    reproduce = subparsers.add_parser(
+        "reproduce", help="a paper table by the tool's own studies: tune, export, finals, CSV and report"
+    )
+    reproduce.add_argument("table", help="table YAML, e.g. tune/tables/table1_mnist.yaml")
+    reproduce.add_argument(
+        "--cells", nargs="+", metavar="PATTERN", help="only these cells (MODEL@PERCENT; wildcards: 'MVAE@*')"
+    )
+    reproduce.add_argument("--out", help="output folder (default: results/<table name>)")
+    reproduce.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
+    reproduce.add_argument("--cpus", type=float, default=1, help="CPUs per final run (default 1)")
+    reproduce.add_argument(
+        "--report-only", action="store_true", help="rewrite results.csv and the report from what is done"
+    )
+    reproduce.set_defaults(handler=cmd_reproduce)
+
+    results = subparsers.add_parser(
+        "results", help="the reproduced tables under results/ as markdown (or into the README's section)"
+    )
+    results.add_argument("--root", default="results", help="folder holding <table>/results.csv")
+    results.add_argument("--readme", help="rewrite this README's generated results section")
+    results.set_defaults(handler=cmd_results)
+
 
 def cmd_report(args) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -30,6 +52,37 @@ def cmd_report(args) -> int:
     path = write_report(_local(args.inputs, args.storage_endpoint), args.out, argv=argv)
     print(f"report: {path}")
     print(f"table:  {path.parent / 'comparison.csv'}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from analysis.reproduce import Reproduction
+    from analysis.tables import load_table
+
+    table = load_table(args.table)
+    reproduction = Reproduction(table, args.out or f"results/{table.name}", args.address, args.cpus)
+    if args.report_only:
+        reproduction.write_results()
+        reproduction.write_report()
+        return 0
+    path = reproduction.run(table.select(args.cells))
+    print(f"results: {reproduction.out / 'results.csv'}")
+    print(f"report:  {path}")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from pathlib import Path
+
+    from analysis.summary import readme_section, update_readme
+
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.root))
+        print(f"updated the results section of {args.readme}")
+    else:
+        print(readme_section(Path(args.root)), end="")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The `dmvae` command: train, evaluate, data; `tune` and `report` come from the layers above."""
+"""The `dmvae` command: train, evaluate, data; `tune`, `report` and `reproduce` come from the layers above."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from dmvae.errors import UserError
 
 # Subcommands provided by the layers above dmvae/ (they import Ray); loaded only when asked for.
-EXTENSIONS = {"tune": "tune.cli", "report": "analysis.cli"}
+EXTENSIONS = {"tune": "tune.cli", "report and reproduce": "analysis.cli"}
 
 
 def _add_train(subparsers) -> None:

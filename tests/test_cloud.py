@@ -82,7 +82,10 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{tmp_path / 'o.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'o.log'}"
     study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
-    searcher = StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", 0, [{"train.lr": 0.001}])
+    searcher = StudySearcher(
+        study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2, startup_trials=1,
+        points_to_evaluate=[{"train.lr": 0.001}],
+    )  # fmt: skip
     assert searcher.suggest("a") == {"train.lr": 0.001}  # the enqueued point first
     snapshot = pickle.dumps(searcher)  # what Ray saves with its experiment state
     second = searcher.suggest("b")

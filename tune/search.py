@@ -68,6 +68,8 @@ class StudySearcher(Searcher):
         storage_url: str,
         study_name: str,
         seed: int,
+        max_epochs: int,
+        startup_trials: int,
         points_to_evaluate: list[dict[str, Any]] | None = None,
     ):
         import optuna
@@ -77,7 +79,9 @@ class StudySearcher(Searcher):
         self.storage_url = storage_url
         self.study_name = study_name
         self.seed = seed
-        self.sampler = optuna.samplers.TPESampler(seed=seed)
+        self.max_epochs = max_epochs
+        self.startup_trials = startup_trials
+        self.sampler = self.make_sampler(seed)
         self._reseed = False
         self.numbers: dict[str, int] = {}  # Ray trial id -> Optuna trial number
         self.finished: set[str] = set()  # Ray trial ids told to Optuna
@@ -86,6 +90,15 @@ class StudySearcher(Searcher):
         if points_to_evaluate and not study.get_trials(deepcopy=False):
             for point in points_to_evaluate:
                 study.enqueue_trial(point)
+
+    def make_sampler(self, seed: int):
+        """Seeded TPE: `startup_trials` random (or enqueued) trials, then the model; `constant_liar` keeps
+        concurrent trials from being proposed at the same point."""
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=self.startup_trials, constant_liar=True
+        )
 
     # --- the Optuna side (not pickled) -------------------------------------------------------------------
     def study(self):
@@ -96,7 +109,7 @@ class StudySearcher(Searcher):
             if self._reseed:  # restored from a snapshot: the snapshot's random state would repeat the
                 # trials asked after it (TPE keeps no other state; its history is in the storage)
                 done = len(optuna.load_study(study_name=self.study_name, storage=storage).trials)
-                self.sampler = optuna.samplers.TPESampler(seed=self.seed + done)
+                self.sampler = self.make_sampler(self.seed + done)
                 self._reseed = False
             direction = "maximize" if self.mode == "max" else "minimize"
             study = optuna.create_study(
@@ -160,9 +173,14 @@ class StudySearcher(Searcher):
         if self._finished_in_storage(trial_id):  # told before a killed driver's last snapshot
             return
         value = (result or {}).get(self.metric)
+        epochs = int((result or {}).get("training_iteration", 0))
         state = optuna.trial.TrialState
-        if value is None:
-            state = state.FAIL if error else state.PRUNED
+        if error:
+            state = state.FAIL
+        elif value is None or epochs < self.max_epochs:
+            # Stopped early by ASHA: PRUNED, so TPE ranks it by the epoch it reached and its value there
+            # (Optuna takes the last intermediate value), not as a finished trial with a lower score.
+            state = state.PRUNED
         else:
             state = state.COMPLETE
         try:
@@ -196,5 +214,7 @@ def build_searcher(experiment: Experiment) -> StudySearcher:
         storage_url=experiment.optuna_storage,
         study_name=experiment.optuna_study,
         seed=study.seed,
+        max_epochs=study.max_epochs,
+        startup_trials=study.startup_count(),
         points_to_evaluate=study.initial_points() or None,
     )

@@ -50,6 +50,7 @@ SETTINGS = {  # study field -> (type, default)
     "mode": (str, "max"),
     "storage": (str, None),
     "image_every": (int, 2),
+    "startup_trials": (int, None),
 }
 FIELDS = ("name", "base", "set", "space", "resources", "points_to_evaluate", *SETTINGS)
 
@@ -73,6 +74,14 @@ class Study:
     mode: str = "max"
     storage: str | None = None  # Optuna storage URL (None: SQLite file in the experiment folder)
     image_every: int = 2  # TensorBoard image grid every N epochs (and at ASHA milestones, the last epoch)
+    startup_trials: int | None = None  # TPE's random (or enqueued) trials before its model; None: a third
+
+    def startup_count(self) -> int:
+        """TPE's startup trials: as set, or a third of the budget (at most Optuna's default of 10), so a
+        small study is not all random search."""
+        if self.startup_trials is not None:
+            return self.startup_trials
+        return min(10, max(1, self.num_samples // 3))
 
     # --- configs ---------------------------------------------------------------------------------------
     def run_config(self, params: dict[str, Any] | None = None) -> RunConfig:
@@ -209,7 +218,7 @@ def _study_from_dict(values: dict[str, Any]) -> Study:
 
 
 def _setting(key: str, value: Any, kind: type) -> Any:
-    if value is None and key == "storage":
+    if value is None and key in ("storage", "startup_trials"):
         return None
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise UserError(f"study field {key} must be a whole number, got {value!r}")
@@ -271,6 +280,8 @@ def _check(study: Study) -> None:
             raise UserError(f"study field {key} must be >= 1, got {getattr(study, key)}")
     if study.max_failures < 0 or study.seed < 0 or study.image_every < 0:
         raise UserError("study fields max_failures, seed and image_every must be >= 0")
+    if study.startup_trials is not None and study.startup_trials < 1:
+        raise UserError(f"study field startup_trials must be >= 1 or null, got {study.startup_trials}")
     if study.grace_period > study.max_epochs:
         raise UserError(f"grace_period {study.grace_period} is above max_epochs {study.max_epochs}")
     if study.reduction_factor < 2:

@@ -1,0 +1,271 @@
+"""`dmvae reproduce TABLE.yaml`: a table of the paper by the tool's own searches.
+
+For each cell (analysis/tables.py): run its study on the tuning seed (warm-started from the best trial of
+the nearest finished cell of the same model), export the best config, train the finals on the final seeds
+(`dmvae tune final`), then write one CSV row per cell and seed and the report (`dmvae report` over every
+cell's study and finals). Folders:
+
+    OUT/<cell>/study/        the Ray/Optuna experiment        OUT/<cell>/best.yaml   its best config
+    OUT/<cell>/final/seed-S/ the final runs                   OUT/<cell>/cell.json   timings, commit
+    OUT/results.csv          one row per cell and seed        OUT/summary.md         a row per cell
+    OUT/report/report.md     the report (plots, importance)
+
+Rerunning finishes what is missing: a finished study is not rerun, an interrupted one resumes, a finished
+final run is skipped and an interrupted one continues from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis.tables import Cell, Table
+from dmvae.errors import UserError
+
+STUDY = "study"
+BEST = "best.yaml"
+FINAL = "final"
+CELL_FILE = "cell.json"
+RESULTS = "results.csv"
+TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
+COLUMNS = [
+    "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "val_accuracy",
+    "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy", "epochs",
+    "best_epoch", "train_seconds", "precision", "trials", "tuning_seed", "tuning_trial_seconds",
+    "tuning_wall_seconds", "commit", "config",
+]  # fmt: skip
+
+
+def commit() -> str:
+    """The checked-out commit of this repository (with +dirty when files differ), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+class Reproduction:
+    def __init__(self, table: Table, out: str | Path, address: str | None = None, cpus: float = 1):
+        self.table = table
+        self.out = Path(out).expanduser().resolve()
+        self.address = address
+        self.cpus = cpus
+
+    def say(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    # --- the pipeline ------------------------------------------------------------------------------------
+    def run(self, cells: list[Cell]) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "table.yaml").write_text(yaml.safe_dump(self.describe(), sort_keys=False))
+        for number, cell in enumerate(cells, start=1):
+            self.say(f"cell {number}/{len(cells)}: {cell.name}")
+            self.run_cell(cell)
+        self.write_results()
+        return self.write_report()
+
+    def run_cell(self, cell: Cell) -> None:
+        folder = self.out / cell.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / BEST).is_file():
+            started = time.time()
+            self.tune(cell)
+            self.export(cell)  # writes the best trial into cell.json
+            state = self.cell_state(cell)
+            state |= {"tuned_at": time.strftime("%Y-%m-%d %H:%M:%S"), "tuning_commit": commit()}
+            state["tuning_driver_seconds"] = round(time.time() - started, 1)
+            self.save_state(cell, state)
+        else:
+            self.say(f"  study done: {folder / BEST}")
+        self.finals(cell, self.cell_state(cell))
+
+    def tune(self, cell: Cell) -> None:
+        from tune import runner
+        from tune.experiment import create_experiment, open_experiment
+        from tune.results import trial_rows
+
+        folder = self.out / cell.folder / STUDY
+        study = cell.study()
+        label = self.model_label(study)
+        if label != cell.label:
+            raise UserError(f"cell {cell.name}: its study trains {label}, not {cell.label}; check the table")
+        if (folder / "study.yaml").is_file():
+            from ray import tune
+
+            experiment = open_experiment(folder)
+            rows = trial_rows(experiment) if tune.Tuner.can_restore(str(folder)) else []
+            finished = [row for row in rows if row.state in TERMINAL]
+            if len(finished) >= experiment.study.num_samples:
+                return
+            if rows:
+                self.say(f"  study: resuming ({len(finished)}/{experiment.study.num_samples} trials done)")
+                runner.resume(experiment, address=self.address)
+                return
+            shutil.rmtree(folder)  # made but killed before Ray saved any state: nothing to lose
+        warm = self.warm_start(cell)
+        if warm:
+            study.points_to_evaluate = [*study.initial_points(), warm]
+        self.say(
+            f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, data seed "
+            f"{self.table.tuning_seed}, {self.table.val_labels} validation labels"
+            + (" (warm start from a neighbouring cell)" if warm else "")
+        )
+        experiment = create_experiment(study, STUDY, str(folder.parent))
+        runner.run(experiment, address=self.address)
+
+    def warm_start(self, cell: Cell) -> dict[str, Any] | None:
+        """The best trial's values of the nearest (in log paired fraction) finished cell of the same model,
+        as a point for Optuna's enqueue; None when there is none."""
+        done = [
+            other for other in self.table.cells
+            if other.model == cell.model and other.fraction != cell.fraction
+            and (self.out / other.folder / CELL_FILE).is_file()
+            and "best_params" in self.load_state(other)
+        ]  # fmt: skip
+        if not done:
+            return None
+        nearest = min(done, key=lambda other: abs(math.log(other.fraction / cell.fraction)))
+        params = self.load_state(nearest)["best_params"]
+        keys = {param.key for param in cell.study().space}
+        point = {key: value for key, value in params.items() if key in keys}
+        return point or None
+
+    def export(self, cell: Cell) -> None:
+        from tune.experiment import open_experiment
+        from tune.results import export_best, ranked, trial_rows
+
+        experiment = open_experiment(self.out / cell.folder / STUDY)
+        rows = trial_rows(experiment)
+        best = ranked(experiment, rows)
+        if not best:
+            raise UserError(f"cell {cell.name}: no trial of its study reported {experiment.study.metric}")
+        export_best(experiment, self.out / cell.folder / BEST)
+        state = self.cell_state(cell)
+        state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
+        state |= {"best_val": best[0].metric, "best_epochs": best[0].epochs}
+        self.save_state(cell, state)
+        self.say(f"  best trial {best[0].trial_id}: {experiment.study.metric} {best[0].metric:.4f}")
+
+    def finals(self, cell: Cell, state: dict[str, Any]) -> None:
+        from tune.final import format_summary, run_final
+
+        folder = self.out / cell.folder
+        seeds = self.table.final_seeds
+        self.say(f"  finals: seeds {seeds}")
+        if "final_commit" not in state:
+            state["final_commit"] = commit()
+            self.save_state(cell, state)
+        _, summary = run_final(
+            folder / BEST, seeds, folder / FINAL, cell.final_overrides, address=self.address, cpus=self.cpus
+        )
+        for line in format_summary(summary).splitlines():
+            self.say(f"  {line}")
+        if summary["failed"]:
+            raise UserError(f"cell {cell.name}: final seeds {summary['failed']} failed; rerun to retry them")
+
+    # --- cell state --------------------------------------------------------------------------------------
+    def cell_state(self, cell: Cell) -> dict[str, Any]:
+        return self.load_state(cell) if (self.out / cell.folder / CELL_FILE).is_file() else {"cell": cell.name}
+
+    def load_state(self, cell: Cell) -> dict[str, Any]:
+        path = self.out / cell.folder / CELL_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
+
+    def save_state(self, cell: Cell, state: dict[str, Any]) -> None:
+        path = self.out / cell.folder / CELL_FILE
+        path.write_text(json.dumps(state, indent=2, default=str) + "\n")
+
+    @staticmethod
+    def model_label(study) -> str:
+        from analysis.load import model_label
+
+        model = study.run_config().model
+        return model_label(model.kind, model.shared)
+
+    def describe(self) -> dict[str, Any]:
+        t = self.table
+        return {
+            "name": t.name, "dataset": t.dataset, "tuning_seed": t.tuning_seed, "final_seeds": t.final_seeds,
+            "val_labels": t.val_labels,
+            "cells": {c.name: {"study": str(c.study_file), "set": c.overrides, "final": c.final_overrides}
+                      for c in t.cells},
+        }  # fmt: skip
+
+    # --- results -----------------------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        from analysis.load import experiment_info
+
+        rows = []
+        for cell in self.table.cells:
+            folder = self.out / cell.folder
+            if not (folder / CELL_FILE).is_file():
+                continue
+            state = self.load_state(cell)
+            info = experiment_info(folder / STUDY) if (folder / STUDY / "study.yaml").is_file() else {}
+            for seed in self.table.final_seeds:
+                run = folder / FINAL / f"seed-{seed}"
+                if not (run / "final.json").is_file():
+                    continue
+                final = json.loads((run / "final.json").read_text())
+                config = yaml.safe_load((run / "config.yaml").read_text())
+                rows.append({
+                    "table": self.table.name, "cell": cell.name, "model": cell.model,
+                    "dataset": self.table.dataset, "paired_fraction": cell.fraction, "seed": seed,
+                    "val_labels": final.get("val_labels"), "val_accuracy": final.get("val_accuracy"),
+                    "test_accuracy": final.get("test_accuracy"),
+                    "test_accuracy_last": final.get("test_accuracy_last"),
+                    "test_coherence": final.get("test_coherence"),
+                    "coherence_classifier_accuracy": final.get("coherence_classifier_accuracy"),
+                    "epochs": final.get("epochs"), "best_epoch": final.get("best_epoch"),
+                    "train_seconds": final.get("seconds"), "precision": final.get("precision"),
+                    "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
+                    "tuning_trial_seconds": _round(info.get("trial_seconds")),
+                    "tuning_wall_seconds": _round(info.get("wall_seconds")),
+                    "commit": state.get("final_commit"), "config": json.dumps(config, sort_keys=True),
+                })  # fmt: skip
+        return rows
+
+    def write_results(self) -> Path:
+        path = self.out / RESULTS
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows())
+        from analysis.summary import markdown, read_results
+
+        (self.out / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path)))
+        self.say(f"results: {path} (summary: {self.out / 'summary.md'})")
+        return path
+
+    def write_report(self) -> Path:
+        from analysis.report import write_report
+
+        inputs = []
+        for cell in self.table.cells:
+            folder = self.out / cell.folder
+            inputs += [p for p in (folder / STUDY, folder / FINAL) if p.is_dir()]
+        path = write_report(inputs, self.out / "report", argv=["reproduce", str(self.out)])
+        self.say(f"report: {path}")
+        return path
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)

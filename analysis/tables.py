@@ -1,0 +1,189 @@
+"""A table of the paper as code: its cells (dataset x paired fraction x model), the study that tunes each
+cell, the final seeds and epochs, from one YAML file (see tune/tables/).
+
+    name: table1_mnist
+    dataset: mnist
+    fractions: [0.001, 0.002]              # paired fractions (0.002 = 0.2 %)
+    models:                                # label -> study file, or {study: FILE, set: {key: value}};
+                                           # LABEL/variant names a variant of a model (an ablation)
+      DMVAE_disc: tune/studies/dmvae_mnist.yaml
+      MVAE: tune/studies/mvae_mnist.yaml
+    tuning_seed: 10                        # the searches' data seed; never one of final_seeds
+    final_seeds: [0, 1, 2]
+    val_labels: 1000                       # labelled validation examples that select models
+    study: {num_samples: 16, max_epochs: 20}   # study fields for every cell
+    final: {train.epochs: 50}              # run config overrides of the final runs
+    cells:                                 # optional, per cell: {study: {...}, set: {...}, final: {...}}
+      "DMVAE_disc@0.1": {study: {num_samples: 24}}
+
+Every mistake is a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dmvae.config import DATASETS, read_yaml_mapping
+from dmvae.errors import UserError
+from tune.study import REPO, Study, load_study
+
+FIELDS = (
+    "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
+    "cells", "note",
+)  # fmt: skip
+
+
+@dataclass
+class Cell:
+    """One cell of a table: a model label at one paired fraction, tuned by one study."""
+
+    model: str  # the model label (DMVAE_disc, DMVAE_cont, MVAE), or LABEL/variant
+    fraction: float
+    study_file: Path
+    overrides: list[str]  # `dmvae tune run --set` strings: run config keys and study.<field>
+    final_overrides: list[str]  # `dmvae tune final --set` strings
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}@{100 * self.fraction:g}"
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("/", "-")
+
+    @property
+    def label(self) -> str:
+        """The model label the cell's study must train (the part before a '/variant')."""
+        return self.model.split("/")[0]
+
+    def study(self) -> Study:
+        return load_study(self.study_file, self.overrides)
+
+
+@dataclass
+class Table:
+    name: str
+    dataset: str
+    tuning_seed: int
+    final_seeds: list[int]
+    val_labels: int | None
+    cells: list[Cell] = field(default_factory=list)
+    note: str = ""
+
+    def select(self, patterns: list[str] | None) -> list[Cell]:
+        """The cells whose names match one of the patterns (fnmatch style: 'DMVAE_disc@*'); all if none."""
+        if not patterns:
+            return list(self.cells)
+        from fnmatch import fnmatchcase
+
+        chosen = [cell for cell in self.cells if any(fnmatchcase(cell.name, p) for p in patterns)]
+        if not chosen:
+            names = ", ".join(cell.name for cell in self.cells)
+            raise UserError(f"--cells {' '.join(patterns)} matches no cell of {self.name}; cells: {names}")
+        return chosen
+
+
+def load_table(path: str | Path) -> Table:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"table file {path} does not exist; see tune/tables/ for examples")
+    try:
+        return table_from_dict(read_yaml_mapping(path, "table file"), default_name=path.stem)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+
+
+def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Table:
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise UserError(f"unknown table field {unknown[0]!r}; known fields: {', '.join(FIELDS)}")
+    dataset = values.get("dataset")
+    if dataset not in DATASETS:
+        raise UserError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    fractions = values.get("fractions")
+    if not isinstance(fractions, list) or not fractions:
+        raise UserError("fractions must be a non-empty list of paired fractions in (0, 1]")
+    for fraction in fractions:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            raise UserError(f"fractions: {fraction!r} is not a paired fraction in (0, 1]")
+    tuning_seed = _whole(values.get("tuning_seed", 10), "tuning_seed")
+    seeds = values.get("final_seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not seeds:
+        raise UserError("final_seeds must be a non-empty list of seeds")
+    seeds = [_whole(seed, "final_seeds") for seed in seeds]
+    if tuning_seed in seeds:
+        raise UserError(
+            f"tuning_seed {tuning_seed} is one of final_seeds {seeds}: a search would choose the "
+            "hyperparameters on a paired subset that is then reported; pick a tuning_seed outside them"
+        )
+    val_labels = values.get("val_labels", 1000)
+    if val_labels is not None:
+        val_labels = _whole(val_labels, "val_labels")
+    study_fields = _mapping(values.get("study"), "study")
+    final = _mapping(values.get("final"), "final")
+    models = _mapping(values.get("models"), "models")
+    if not models:
+        raise UserError("models must map model labels to study files")
+    per_cell = _mapping(values.get("cells"), "cells")
+    table = Table(
+        name=str(values.get("name", default_name)),
+        dataset=dataset,
+        tuning_seed=tuning_seed,
+        final_seeds=seeds,
+        val_labels=val_labels,
+        note=str(values.get("note", "")),
+    )
+    for label, spec in models.items():
+        spec = {"study": spec} if isinstance(spec, str) else _mapping(spec, f"models.{label}")
+        study_file = _study_file(spec.get("study"), label)
+        for fraction in fractions:
+            cell = Cell(label, float(fraction), study_file, [], [])
+            extra = _mapping(per_cell.get(cell.name), f"cells.{cell.name}")
+            run_set = {
+                "data.name": dataset, "data.paired_fraction": float(fraction), "data.val_labels": val_labels,
+                "seed": tuning_seed, **_mapping(spec.get("set"), f"models.{label}.set"),
+                **_mapping(extra.get("set"), f"cells.{cell.name}.set"),
+            }  # fmt: skip
+            fields = study_fields | _mapping(extra.get("study"), f"cells.{cell.name}.study")
+            cell.overrides = [f"{key}={_yaml(value)}" for key, value in run_set.items()]
+            cell.overrides += [f"study.{key}={_yaml(value)}" for key, value in fields.items()]
+            final_set = final | _mapping(extra.get("final"), f"cells.{cell.name}.final")
+            cell.final_overrides = [f"{key}={_yaml(value)}" for key, value in final_set.items()]
+            cell.study()  # every cell's study must load: errors now, not hours into the table
+            table.cells.append(cell)
+    unknown_cells = sorted(set(per_cell) - {cell.name for cell in table.cells})
+    if unknown_cells:
+        raise UserError(f"cells: {unknown_cells[0]!r} is not a cell of this table (names: MODEL@PERCENT)")
+    return table
+
+
+def _study_file(value: Any, label: str) -> Path:
+    if not isinstance(value, str):
+        raise UserError(f"models.{label} needs a study file, got {value!r}")
+    path = Path(value)
+    for candidate in [path] if path.is_absolute() else [path, REPO / path]:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise UserError(f"models.{label}: study file {value} not found")
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{where} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{where} must hold whole numbers >= 0, got {value!r}")
+    return value
+
+
+def _yaml(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

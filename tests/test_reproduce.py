@@ -1,0 +1,127 @@
+"""`dmvae reproduce`: table files and their errors, and a two-cell table end to end on a real local Ray
+(studies, warm start, export, finals, results.csv, report), then its resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
+
+from analysis.tables import load_table, table_from_dict  # noqa: E402
+from dmvae.cli import main  # noqa: E402
+from dmvae.data import default_root  # noqa: E402
+from dmvae.errors import UserError  # noqa: E402
+from tune.study import REPO  # noqa: E402
+
+TABLES = sorted((REPO / "tune" / "tables").glob("*.yaml"))
+
+
+def tiny_table(**changes) -> dict:
+    values = {
+        "name": "tiny",
+        "dataset": "mnist",
+        "fractions": [0.05, 0.1],
+        "models": {
+            "DMVAE_disc": {
+                "study": "tune/studies/dmvae_mnist.yaml",
+                "set": {"data.train_size": 1000, "data.root": str(default_root().resolve())},
+            }
+        },
+        "tuning_seed": 7,
+        "final_seeds": [0, 1],
+        "val_labels": 200,
+        "study": {"num_samples": 2, "max_epochs": 1, "grace_period": 1, "startup_trials": 1},
+        "final": {"train.epochs": 1, "eval.figures": False},
+    }
+    return values | changes
+
+
+@pytest.mark.parametrize("path", TABLES, ids=[path.stem for path in TABLES])
+def test_shipped_tables_load(path):
+    table = load_table(path)
+    assert table.cells and table.tuning_seed not in table.final_seeds
+    assert table.val_labels is not None and table.val_labels <= 1000  # issue 7: at most 1,000
+
+
+def test_cells_carry_the_protocol():
+    table = table_from_dict(tiny_table())
+    assert [cell.name for cell in table.cells] == ["DMVAE_disc@5", "DMVAE_disc@10"]
+    config = table.cells[1].study().run_config()
+    assert (config.seed, config.data.paired_fraction, config.data.val_labels) == (7, 0.1, 200)
+    assert table.cells[0].study().num_samples == 2
+    assert [cell.name for cell in table.select(["*@10"])] == ["DMVAE_disc@10"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tuning_seed": 1}, "tuning_seed 1 is one of final_seeds"),
+        ({"fractions": [0.0]}, "is not a paired fraction"),
+        ({"dataset": "cifar"}, "dataset must be one of"),
+        ({"models": {"X": "nope.yaml"}}, "study file nope.yaml not found"),
+        ({"cells": {"MVAE@5": {}}}, "'MVAE@5' is not a cell of this table"),
+        ({"study": {"num_samples": 0}}, "num_samples must be >= 1"),
+        ({"colour": 1}, "unknown table field 'colour'"),
+    ],
+)
+def test_bad_tables_are_one_line_errors(changes, message):
+    with pytest.raises(UserError, match=message) as error:
+        table_from_dict(tiny_table(**changes))
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_cell_pattern_is_an_error():
+    with pytest.raises(UserError, match="matches no cell"):
+        table_from_dict(tiny_table()).select(["MVAE@*"])
+
+
+def read_rows(out: Path) -> list[dict]:
+    with (out / "results.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
+    table = tmp_path / "tiny.yaml"
+    table.write_text(yaml.safe_dump(tiny_table()))
+    out = tmp_path / "out"
+    # The first cell alone, then the whole table: the second cell's study is warm-started from the first.
+    assert main(["reproduce", str(table), "--out", str(out), "--cells", "DMVAE_disc@5"]) == 0
+    assert [row["cell"] for row in read_rows(out)] == ["DMVAE_disc@5"] * 2
+    capsys.readouterr()
+    assert main(["reproduce", str(table), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "study done" in printed and "warm start" in printed
+    rows = read_rows(out)
+    assert [(row["cell"], row["seed"]) for row in rows] == [
+        ("DMVAE_disc@5", "0"), ("DMVAE_disc@5", "1"), ("DMVAE_disc@10", "0"), ("DMVAE_disc@10", "1"),
+    ]  # fmt: skip
+    for row in rows:
+        assert 0 <= float(row["test_accuracy"]) <= 1 and row["val_labels"] == "200"
+        assert row["tuning_seed"] == "7" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
+        assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
+        assert yaml.safe_load(row["config"])["seed"] == int(row["seed"])
+    first = yaml.safe_load((out / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
+    from tune.experiment import open_experiment
+
+    second = open_experiment(out / "DMVAE_disc@10" / "study").study.points_to_evaluate
+    assert second[-1] == first  # the neighbour's best trial, enqueued
+
+    report = (out / "report" / "report.md").read_text()
+    assert "DMVAE_disc" in report and "| 5 % |" in report
+    # Resume: a lost final run is trained again; nothing else is.
+    done = {p: p.stat().st_mtime_ns for p in out.glob("*/final/seed-*/final.json")}
+    lost = out / "DMVAE_disc@10" / "final" / "seed-1"
+    for name in ("final.json", "checkpoints/last.pt"):
+        (lost / name).unlink()
+    assert main(["reproduce", str(table), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("study done") == 2 and printed.count("already done") == 3
+    for path, stamp in done.items():
+        assert (path.stat().st_mtime_ns == stamp) == (path.parent != lost), path
+    assert len(read_rows(out)) == 4
