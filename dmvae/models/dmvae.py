@@ -55,7 +55,7 @@ class DMVAE(MultimodalVAE):
                         target,
                         source,
                         members,
-                        o.recon_weight.get(target, 1.0),
+                        self.recon_weight[target],
                         private_beta,
                         self.shared_beta(members),
                     )  # fmt: skip

@@ -44,10 +44,18 @@ class Hook(Callback):
 
 
 class Progress(Callback):
-    """One line per epoch (loss, paired reconstruction terms, validation accuracy, seconds) and a summary."""
+    """A line with the reconstruction weights, one line per epoch (loss, paired reconstruction terms,
+    validation accuracy, seconds) and a summary."""
 
     def __init__(self, write: Callable[[str], None] = print):
         self.write = write
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        weights = trainer.config.objective.recon_weight
+        listing = ", ".join(f"{name} {value:g}" for name, value in weights.items())
+        defaulted = ", ".join(trainer.defaulted_recon_weights)
+        note = f" ({defaulted}: the default, largest modality's size / its own)" if defaulted else ""
+        self.write(f"lambda (objective.recon_weight): {listing}{note}")
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         recon = "  ".join(

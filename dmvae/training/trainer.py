@@ -98,6 +98,7 @@ class Trainer:
             torch.compile(self.model.loss, dynamic=False) if config.train.compile else self.model.loss
         )
         self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
+        self.defaulted_recon_weights = [n for n in self.model.names if n not in config.objective.recon_weight]
         self.config = config = self._resolved(config)
         train = self.splits.train
         self.paired_index, self.unpaired_index = train.paired_index.cpu(), train.unpaired_index.cpu()
@@ -119,7 +120,8 @@ class Trainer:
         names = self.model.names
         values["model"]["architecture"] = self.model.architecture
         values["model"]["private_dim"] = {n: self.model.private[n].dim for n in names}
-        for group in ("recon_weight", "beta_private", "beta_shared"):
+        values["objective"]["recon_weight"] = dict(self.model.recon_weight)
+        for group in ("beta_private", "beta_shared"):
             values["objective"][group] = {n: float(values["objective"][group].get(n, 1.0)) for n in names}
         values["eval"]["source"], values["eval"]["target"] = self.source, self.target
         return RunConfig.from_dict(values)
