@@ -20,7 +20,7 @@ from dmvae.data import DatasetSplits, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
-from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder
+from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from dmvae.training.schedules import make_schedule
 
@@ -74,6 +74,7 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks or [])
         if progress is not None:
             self.callbacks.append(Progress(progress))
+        self.callbacks.append(SharedLatentCheck(progress))
         if self.out_dir is not None:
             self.callbacks.append(RunFolder(self.out_dir))
         self.callbacks += [Hook(hook) for hook in hooks or []]
@@ -161,6 +162,7 @@ class Trainer:
             self._zero_missing_grads()
             self.optimizer.step()
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
+        metrics["train/paired_steps"] = counts.get("train/paired/loss", 0)
         if not torch.isfinite(torch.tensor(metrics["train/loss"])):
             raise TrainingDiverged(
                 f"training diverged at epoch {self.epoch + 1}: the loss is {metrics['train/loss']}; "
