@@ -125,7 +125,7 @@ class ModelConfig(BaseConfig):
 
 @dataclass
 class ObjectiveConfig(BaseConfig):
-    recon_weight: dict[str, float] = field(default_factory=dict)  # lambda_i of Eq. 4; absent: 1
+    recon_weight: dict[str, float] = field(default_factory=dict)  # lambda_i of Eq. 4; absent: by size
     beta_private: dict[str, float] = field(
         default_factory=dict
     )  # TC weight, private group (Eq. 5); absent: 1

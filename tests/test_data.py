@@ -195,6 +195,16 @@ def test_npz_round_trip_with_paired_and_split(tmp_path):
     assert splits.val.tensors["label"].tolist() == label[12:16].tolist()
 
 
+def test_npz_grayscale_images_without_a_channel_axis(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (20, 5, 4), dtype=np.uint8)
+    split = np.array([0] * 12 + [1] * 4 + [2] * 4)
+    path = _write_npz(tmp_path / "d.npz", image=image, label=np.arange(20) % 3, split=split)
+    kinds = {"image": "image", "label": "label"}
+    splits = load_splits(DataConfig(name="npz", path=path, kinds=kinds), seed=0)
+    assert splits.specs[0].shape == (1, 5, 4)
+    assert torch.equal(splits.train.tensors["image"], torch.from_numpy(image[:12]).unsqueeze(1))
+
+
 def test_npz_default_split_and_paired(tmp_path):
     n = 50
     path = _write_npz(
@@ -226,7 +236,8 @@ def test_npz_default_split_and_paired(tmp_path):
             "first axis",
         ),
         ({"image": np.full((5, 3), 2.0)}, {"image": "image"}, r"\[0, 1\]"),
-        ({"image": np.zeros((5, 3, 2))}, {"image": "image"}, "image must be"),
+        ({"image": np.zeros((5, 1, 3, 2, 2))}, {"image": "image"}, r"image must be .*\[n, H, W\]"),
+        ({"image": np.zeros(5)}, {"image": "image"}, r"got shape \[5\]"),
         (
             {"image": np.zeros((5, 3)), "label": -np.ones(5, int)},
             {"image": "image", "label": "label"},

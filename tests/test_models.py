@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from dmvae.config import RunConfig
+from dmvae.data.types import ModalitySpec
 from dmvae.errors import UserError
 from dmvae.models import DMVAE, MVAE, build_model
+from dmvae.models.base import resolve_recon_weights
 from dmvae.training import Trainer
 
 MODELS = {
@@ -159,6 +161,35 @@ def test_bf16_precision_runs_networks_in_bfloat16_and_keeps_the_loss_close(synth
     assert torch.isfinite(losses["bf16"])
     assert losses["bf16"].item() == pytest.approx(losses["fp32"].item(), rel=0.02)
     assert losses["bf16"].item() != losses["fp32"].item()
+
+
+# --- lambda: configured, or balanced to the modality sizes ---------------------------------------------
+
+
+def test_default_recon_weights_balance_modality_sizes() -> None:
+    label = ModalitySpec("label", "label", (10,))
+    mnist = [ModalitySpec("image", "image", (1, 28, 28)), label]
+    assert resolve_recon_weights(mnist, {}) == {"image": 1.0, "label": 78.4}
+    assert resolve_recon_weights([ModalitySpec("image", "image", (784,)), label], {})["label"] == 78.4
+    assert resolve_recon_weights(mnist, {"label": 50}) == {"image": 1.0, "label": 50.0}  # explicit wins
+    assert resolve_recon_weights(mnist, {"image": 2.0}) == {"image": 2.0, "label": 78.4}
+    celeba = [ModalitySpec("image", "image", (3, 64, 64)), ModalitySpec("attributes", "attributes", (18,))]
+    assert resolve_recon_weights(celeba, {}) == {"image": 1.0, "attributes": pytest.approx(12288 / 18)}
+
+
+@pytest.mark.parametrize("case", ["dmvae_categorical", "mvae"])
+def test_the_models_weigh_an_unset_lambda_by_the_default(case: str, synthetic_splits) -> None:
+    splits = synthetic_splits(n_train=64)
+    batch = splits.train.batch(torch.arange(20), ["image", "label"])
+    losses = {}
+    for weights in ("{}", "{image: 1.0, label: 6.4}", "{label: 1.0}"):  # 8 x 8 pixels / 10 classes = 6.4
+        config = make_config(("image", "label"), **MODELS[case])
+        torch.manual_seed(0)
+        model = build_model(config.with_overrides([f"objective.recon_weight={weights}"]), splits.specs)
+        torch.manual_seed(1)
+        losses[weights] = model.loss(batch, dataset_size=64)[0].item()
+    assert model.recon_weight == {"image": 1.0, "label": 1.0}
+    assert losses["{}"] == losses["{image: 1.0, label: 6.4}"] != losses["{label: 1.0}"]
 
 
 # --- Eq. 4 as a list of terms ---------------------------------------------------------------------------

@@ -83,10 +83,13 @@ def _check_lengths(path: Path, arrays: dict[str, np.ndarray], kinds: dict[str, s
 def _modality(path: Path, name: str, kind: str, array: np.ndarray) -> tuple[torch.Tensor, ModalitySpec]:
     where = f"array {name!r} of {path}"
     if kind == "image":
-        if array.ndim not in (2, 4):
+        if array.ndim not in (2, 3, 4):
             raise UserError(
-                f"{where}: an image must be [n, C, H, W] or [n, D], got shape {list(array.shape)}"
+                f"{where}: an image must be [n, C, H, W], [n, H, W] (grayscale) or [n, D], "
+                f"got shape {list(array.shape)}"
             )
+        if array.ndim == 3:
+            array = array[:, np.newaxis]
         if array.dtype != np.uint8:
             if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_):
                 raise UserError(f"{where}: an image must be uint8 or float in [0, 1], got {array.dtype}")

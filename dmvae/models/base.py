@@ -6,6 +6,7 @@ modalities, cross-generation, sampling) lives here so both models are evaluated 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,23 @@ from dmvae.config import ModelConfig, ObjectiveConfig
 from dmvae.data.types import ModalitySpec
 from dmvae.models.latents import GaussianLatent, make_shared_latent
 from dmvae.models.networks import build_decoder, build_encoder
+
+
+def modality_size(spec: ModalitySpec) -> int:
+    """The number of values a modality's decoder predicts, each one log-likelihood term: an image's pixels
+    (C x H x W, or D), a label's classes (its one-hot), the attributes."""
+    return math.prod(spec.shape)
+
+
+def resolve_recon_weights(specs: list[ModalitySpec], configured: dict[str, float]) -> dict[str, float]:
+    """lambda_i of Eq. 4 for every modality: the configured `objective.recon_weight.<i>` when there is one,
+    else (size of the largest modality) / (size of modality i), so that a small modality's log-likelihood is
+    not drowned by a large one's. MNIST: image 784 / 784 = 1, label 784 / 10 = 78.4."""
+    largest = max(modality_size(spec) for spec in specs)
+    return {
+        spec.name: float(configured[spec.name]) if spec.name in configured else largest / modality_size(spec)
+        for spec in specs
+    }
 
 
 @dataclass
@@ -35,6 +53,7 @@ class MultimodalVAE(nn.Module):
         self.precision = "fp32"  # set by the trainer from train.precision
         self.specs = {spec.name: spec for spec in specs}
         self.names = [spec.name for spec in specs]
+        self.recon_weight = resolve_recon_weights(specs, objective.recon_weight)
         self.shared = make_shared_latent(
             model.shared, model.shared_dim, model.temperature, objective.concrete_density
         )

@@ -16,9 +16,19 @@ from torch import Tensor
 
 @dataclass
 class KLTerms:
+    """mi, tc, dw: the estimates as they enter the loss (`weighted`).
+
+    MWS divides each sum over the batch by N M where the batch, as a sample of the aggregate posterior,
+    needs M: with K factors its MI is log N too high, its TC (K - 1) log N too high and its dimension-wise
+    KL K log N too low. `log_shifts` holds the constants that undo this in what is logged (`logged`): exact
+    where the batch's posteriors overlap (identical factorised posteriors give a logged MI and TC of 0);
+    where they do not, the logged MI stays below log M and the TC keeps up to log(N / M). The shifts sum
+    to 0, so the KL is unchanged; the loss is left as it was (its value and gradients: the MWS estimates)."""
+
     mi: Tensor
     tc: Tensor
     dw: Tensor
+    log_shifts: tuple[float, float, float] = (0.0, 0.0, 0.0)  # added to mi, tc, dw when logged
 
     @property
     def total(self) -> Tensor:
@@ -26,6 +36,14 @@ class KLTerms:
 
     def weighted(self, mi_weight: float, tc_weight: float, dw_weight: float) -> Tensor:
         return mi_weight * self.mi + tc_weight * self.tc + dw_weight * self.dw
+
+    def logged(self) -> dict[str, Tensor]:
+        """{"mi", "tc", "dw"}, free of the MWS offsets (see the class docstring)."""
+        parts = (self.mi, self.tc, self.dw)
+        return {
+            name: part + shift if shift else part
+            for name, part, shift in zip(("mi", "tc", "dw"), parts, self.log_shifts, strict=True)
+        }
 
 
 def stratified_log_weights(batch_size: int, dataset_size: int, device=None) -> Tensor:
@@ -60,14 +78,19 @@ def decompose_kl(
         log_q_product = (
             log_q_joint if single_factor else torch.logsumexp(log_q_factors + log_w.unsqueeze(1), -1).sum(-1)
         )
+        log_shifts = (0.0, 0.0, 0.0)
     else:
         log_norm = math.log(batch * dataset_size)
         log_q_joint = torch.logsumexp(log_q_pairs, dim=-1) - log_norm
         log_q_product = (
             log_q_joint if single_factor else (torch.logsumexp(log_q_factors, dim=-1) - log_norm).sum(-1)
         )
+        factors = log_q_factors.shape[1]
+        log_n = math.log(dataset_size)
+        log_shifts = (-log_n, -(factors - 1) * log_n, factors * log_n)
     return KLTerms(
         mi=(log_q_own - log_q_joint).mean(),
         tc=(log_q_joint - log_q_product).mean(),
         dw=(log_q_product - log_prior.sum(-1)).mean(),
+        log_shifts=log_shifts,
     )

@@ -55,7 +55,7 @@ class DMVAE(MultimodalVAE):
                         target,
                         source,
                         members,
-                        o.recon_weight.get(target, 1.0),
+                        self.recon_weight[target],
                         private_beta,
                         self.shared_beta(members),
                     )  # fmt: skip
@@ -116,10 +116,10 @@ class DMVAE(MultimodalVAE):
         for name in names:
             terms[f"recon_{name}"] = -torch.stack(list(log_lik[name].values())).mean()
             if name in private_kl:
-                for part in ("mi", "tc", "dw"):
-                    terms[f"{part}_private_{name}"] = getattr(private_kl[name], part)
+                for part, value in private_kl[name].logged().items():
+                    terms[f"{part}_private_{name}"] = value
         for key, kl in shared_kl.items():
-            for part in ("mi", "tc", "dw"):
-                terms[f"{part}_shared_{key}"] = getattr(kl, part)
+            for part, value in kl.logged().items():
+                terms[f"{part}_shared_{key}"] = value
         terms["loss"] = total
         return total, terms

@@ -30,7 +30,7 @@ class MVAE(MultimodalVAE):
         for name in names:
             keys = [key for key, members in sources.items() if name in members]
             log_lik = self.source_log_likelihoods(name, batch[name], None, [samples[key] for key in keys])
-            total = total - self.objective.recon_weight.get(name, 1.0) * log_lik.sum()
+            total = total - self.recon_weight[name] * log_lik.sum()
             terms[f"recon_{name}"] = -log_lik.mean()
         for key, kl in kls.items():
             terms[f"kl_{key}"] = kl

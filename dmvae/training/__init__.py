@@ -1,4 +1,4 @@
-from dmvae.training.callbacks import Callback, Hook, Progress, RunFolder
+from dmvae.training.callbacks import Callback, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.trainer import Trainer, TrainingDiverged, resolve_device, resolve_precision
 
 __all__ = [
@@ -6,6 +6,7 @@ __all__ = [
     "Hook",
     "Progress",
     "RunFolder",
+    "SharedLatentCheck",
     "Trainer",
     "TrainingDiverged",
     "resolve_device",

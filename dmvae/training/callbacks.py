@@ -1,4 +1,5 @@
-"""What happens around the training loop, as callbacks: progress lines, the run folder, user hooks.
+"""What happens around the training loop, as callbacks: progress lines, the run folder, user hooks, and a
+check that the shared latent learns the label.
 
 A callback has `on_fit_start(trainer)`, `on_epoch_end(trainer, epoch, metrics)` and
 `on_fit_end(trainer, final)`; each is optional. Model selection on validation data is part of the loop
@@ -8,6 +9,7 @@ itself (its state lives in the checkpoint), so it is not a callback.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,10 +46,18 @@ class Hook(Callback):
 
 
 class Progress(Callback):
-    """One line per epoch (loss, paired reconstruction terms, validation accuracy, seconds) and a summary."""
+    """A line with the reconstruction weights, one line per epoch (loss, paired reconstruction terms,
+    validation accuracy, seconds) and a summary."""
 
     def __init__(self, write: Callable[[str], None] = print):
         self.write = write
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        weights = trainer.config.objective.recon_weight
+        listing = ", ".join(f"{name} {value:g}" for name, value in weights.items())
+        defaulted = ", ".join(trainer.defaulted_recon_weights)
+        note = f" ({defaulted}: the default, largest modality's size / its own)" if defaulted else ""
+        self.write(f"lambda (objective.recon_weight): {listing}{note}")
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         recon = "  ".join(
@@ -67,6 +77,61 @@ class Progress(Callback):
             f"done: {trainer.epoch} epochs in {trainer.seconds:.1f} s; best val accuracy "
             f"{trainer.best_score:.4f} (epoch {trainer.best_epoch}){test}"
         )
+
+
+class SharedLatentCheck(Callback):
+    """Warns once when the shared latent carries nothing about the evaluation target (a label or attributes):
+    from epoch 3 on, and once the target has been trained on at least 300 paired steps (a small data set
+    takes many epochs to get there), its paired reconstruction term is within 5 % of the entropy of its
+    marginal over the paired training examples (log K for K balanced classes), which is what a decoder that
+    ignores z_s reaches. The message goes to `write`, or to `warnings.warn` when there is none."""
+
+    FIRST_EPOCH = 3
+    MIN_PAIRED_STEPS = 300
+    TOLERANCE = 0.05
+
+    def __init__(self, write: Callable[[str], None] | None = None):
+        self.write = write
+        self.entropy: float | None = None
+        self.warned = False
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        spec = trainer.model.specs[trainer.target]
+        train = trainer.splits.train
+        if spec.kind in ("label", "attributes") and len(train.paired_index):
+            values = train.tensors[trainer.target][train.paired_index.to(train.device)]
+            self.entropy = marginal_entropy(spec.kind, values, spec.shape[0])
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        target = trainer.target
+        recon = metrics.get(f"train/paired/recon_{target}")
+        if self.warned or not self.entropy or recon is None or epoch < self.FIRST_EPOCH:
+            return
+        if sum(past.get("train/paired_steps", 0) for past in trainer.history) < self.MIN_PAIRED_STEPS:
+            return
+        if recon < (1 - self.TOLERANCE) * self.entropy:
+            return
+        self.warned = True
+        weight = trainer.config.objective.recon_weight[target]
+        message = (
+            f"the shared latent carries no information about {target!r}: after {epoch} epochs its paired "
+            f"reconstruction term is {recon:.3f} nats, the entropy of its marginal {self.entropy:.3f}; raise "
+            f"objective.recon_weight.{target} (now {weight:g}) or data.paired_fraction"
+        )
+        if self.write is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            self.write(f"warning: {message}")
+
+
+def marginal_entropy(kind: str, values: torch.Tensor, size: int) -> float:
+    """Entropy in nats of the empirical marginal: of the classes of a label, or summed over attributes."""
+    if kind == "label":
+        p = torch.bincount(values.long().flatten(), minlength=size).double()
+        p = p[p > 0] / p.sum()
+        return float(-(p * p.log()).sum())
+    p = values.double().mean(0).clamp(1e-12, 1 - 1e-12)
+    return float(-(p * p.log() + (1 - p) * (1 - p).log()).sum())
 
 
 class RunFolder(Callback):

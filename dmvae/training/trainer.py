@@ -20,7 +20,7 @@ from dmvae.data import DatasetSplits, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
-from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder
+from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from dmvae.training.schedules import make_schedule
 
@@ -74,6 +74,7 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks or [])
         if progress is not None:
             self.callbacks.append(Progress(progress))
+        self.callbacks.append(SharedLatentCheck(progress))
         if self.out_dir is not None:
             self.callbacks.append(RunFolder(self.out_dir))
         self.callbacks += [Hook(hook) for hook in hooks or []]
@@ -98,6 +99,7 @@ class Trainer:
             torch.compile(self.model.loss, dynamic=False) if config.train.compile else self.model.loss
         )
         self.source, self.target = default_source_target(self.model, config.eval.source, config.eval.target)
+        self.defaulted_recon_weights = [n for n in self.model.names if n not in config.objective.recon_weight]
         self.config = config = self._resolved(config)
         train = self.splits.train
         self.paired_index, self.unpaired_index = train.paired_index.cpu(), train.unpaired_index.cpu()
@@ -119,7 +121,8 @@ class Trainer:
         names = self.model.names
         values["model"]["architecture"] = self.model.architecture
         values["model"]["private_dim"] = {n: self.model.private[n].dim for n in names}
-        for group in ("recon_weight", "beta_private", "beta_shared"):
+        values["objective"]["recon_weight"] = dict(self.model.recon_weight)
+        for group in ("beta_private", "beta_shared"):
             values["objective"][group] = {n: float(values["objective"][group].get(n, 1.0)) for n in names}
         values["eval"]["source"], values["eval"]["target"] = self.source, self.target
         return RunConfig.from_dict(values)
@@ -159,6 +162,7 @@ class Trainer:
             self._zero_missing_grads()
             self.optimizer.step()
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
+        metrics["train/paired_steps"] = counts.get("train/paired/loss", 0)
         if not torch.isfinite(torch.tensor(metrics["train/loss"])):
             raise TrainingDiverged(
                 f"training diverged at epoch {self.epoch + 1}: the loss is {metrics['train/loss']}; "
