@@ -180,7 +180,8 @@ class Reproduction:
 
     # --- cell state --------------------------------------------------------------------------------------
     def cell_state(self, cell: Cell) -> dict[str, Any]:
-        return self.load_state(cell) if (self.out / cell.folder / CELL_FILE).is_file() else {"cell": cell.name}
+        exists = (self.out / cell.folder / CELL_FILE).is_file()
+        return self.load_state(cell) if exists else {"cell": cell.name}
 
     def load_state(self, cell: Cell) -> dict[str, Any]:
         path = self.out / cell.folder / CELL_FILE

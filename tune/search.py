@@ -72,7 +72,6 @@ class StudySearcher(Searcher):
         startup_trials: int,
         points_to_evaluate: list[dict[str, Any]] | None = None,
     ):
-        import optuna
 
         super().__init__(metric=metric, mode=mode)
         self.define = define
@@ -96,9 +95,7 @@ class StudySearcher(Searcher):
         concurrent trials from being proposed at the same point."""
         import optuna
 
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=self.startup_trials, constant_liar=True
-        )
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.startup_trials, constant_liar=True)
 
     # --- the Optuna side (not pickled) -------------------------------------------------------------------
     def study(self):
