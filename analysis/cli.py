@@ -28,7 +28,10 @@ def add_parser(subparsers) -> None:
     reproduce.add_argument(
         "--cells", nargs="+", metavar="PATTERN", help="only these cells (MODEL@PERCENT; wildcards: 'MVAE@*')"
     )
-    reproduce.add_argument("--out", help="output folder (default: results/<table name>)")
+    reproduce.add_argument("--out", help="folder for the cells' runs (default: runs/tables/<table name>)")
+    reproduce.add_argument(
+        "--results", help="folder for results.csv, summary.md and report/ (default: results/<table name>)"
+    )
     reproduce.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: a local Ray)")
     reproduce.add_argument("--cpus", type=float, default=1, help="CPUs per final run (default 1)")
     reproduce.add_argument(
@@ -62,13 +65,19 @@ def cmd_reproduce(args) -> int:
     from analysis.tables import load_table
 
     table = load_table(args.table)
-    reproduction = Reproduction(table, args.out or f"results/{table.name}", args.address, args.cpus)
+    reproduction = Reproduction(
+        table,
+        args.out or f"runs/tables/{table.name}",
+        args.results or f"results/{table.name}",
+        args.address,
+        args.cpus,
+    )
     if args.report_only:
         reproduction.write_results()
         reproduction.write_report()
         return 0
     path = reproduction.run(table.select(args.cells))
-    print(f"results: {reproduction.out / 'results.csv'}")
+    print(f"results: {reproduction.results / 'results.csv'}")
     print(f"report:  {path}")
     return 0
 

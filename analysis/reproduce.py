@@ -7,8 +7,11 @@ cell's study and finals). Folders:
 
     OUT/<cell>/study/        the Ray/Optuna experiment        OUT/<cell>/best.yaml   its best config
     OUT/<cell>/final/seed-S/ the final runs                   OUT/<cell>/cell.json   timings, commit
-    OUT/results.csv          one row per cell and seed        OUT/summary.md         a row per cell
-    OUT/report/report.md     the report (plots, importance)
+    RESULTS/results.csv      one row per cell and seed        RESULTS/summary.md     a row per cell
+    RESULTS/report/report.md the report (plots, importance)
+
+OUT (default runs/tables/<table>) holds the bulky run folders; RESULTS (default results/<table>) the small
+files that are committed to the repository as data.
 
 Rerunning finishes what is missing: a finished study is not rerun, an interrupted one resumes, a finished
 final run is skipped and an interrupted one continues from its checkpoint.
@@ -60,9 +63,12 @@ def commit() -> str:
 
 
 class Reproduction:
-    def __init__(self, table: Table, out: str | Path, address: str | None = None, cpus: float = 1):
+    def __init__(
+        self, table: Table, out: str | Path, results: str | Path, address: str | None = None, cpus: float = 1
+    ):
         self.table = table
         self.out = Path(out).expanduser().resolve()
+        self.results = Path(results).expanduser().resolve()
         self.address = address
         self.cpus = cpus
 
@@ -245,15 +251,16 @@ class Reproduction:
         return rows
 
     def write_results(self) -> Path:
-        path = self.out / RESULTS
+        self.results.mkdir(parents=True, exist_ok=True)
+        path = self.results / RESULTS
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(self.rows())
         from analysis.summary import markdown, read_results
 
-        (self.out / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path)))
-        self.say(f"results: {path} (summary: {self.out / 'summary.md'})")
+        (self.results / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path)))
+        self.say(f"results: {path} (summary: {self.results / 'summary.md'})")
         return path
 
     def write_report(self) -> Path:
@@ -263,7 +270,9 @@ class Reproduction:
         for cell in self.table.cells:
             folder = self.out / cell.folder
             inputs += [p for p in (folder / STUDY, folder / FINAL) if p.is_dir()]
-        path = write_report(inputs, self.out / "report", argv=["reproduce", str(self.out)])
+        if not inputs:
+            return self.results / RESULTS
+        path = write_report(inputs, self.results / "report", argv=["reproduce", str(self.out)])
         self.say(f"report: {path}")
         return path
 

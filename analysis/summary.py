@@ -98,7 +98,7 @@ def readme_section(results_root: Path) -> str:
         spec = Path("tune") / "tables" / f"{name}.yaml"
         parts.append(f"#### {name}\n")
         parts.append(
-            f"`dmvae reproduce {spec} --out {path.parent}` (test accuracy: mean ± std over the final seeds; "
+            f"`dmvae reproduce {spec}` (test accuracy: mean ± std over the final seeds; "
             "coherence: see below; tuning s: the study's trial seconds; every number is in "
             f"[{path}]({path}))\n"
         )

@@ -90,14 +90,20 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     table = tmp_path / "tiny.yaml"
     table.write_text(yaml.safe_dump(tiny_table()))
     out = tmp_path / "out"
+    results = tmp_path / "results"
     # The first cell alone, then the whole table: the second cell's study is warm-started from the first.
-    assert main(["reproduce", str(table), "--out", str(out), "--cells", "DMVAE_disc@5"]) == 0
-    assert [row["cell"] for row in read_rows(out)] == ["DMVAE_disc@5"] * 2
+    assert (
+        main(
+            ["reproduce", str(table), "--out", str(out), "--results", str(results), "--cells", "DMVAE_disc@5"]
+        )
+        == 0
+    )
+    assert [row["cell"] for row in read_rows(results)] == ["DMVAE_disc@5"] * 2
     capsys.readouterr()
-    assert main(["reproduce", str(table), "--out", str(out)]) == 0
+    assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
     assert "study done" in printed and "warm start" in printed
-    rows = read_rows(out)
+    rows = read_rows(results)
     assert [(row["cell"], row["seed"]) for row in rows] == [
         ("DMVAE_disc@5", "0"), ("DMVAE_disc@5", "1"), ("DMVAE_disc@10", "0"), ("DMVAE_disc@10", "1"),
     ]  # fmt: skip
@@ -112,16 +118,16 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     second = open_experiment(out / "DMVAE_disc@10" / "study").study.points_to_evaluate
     assert second[-1] == first  # the neighbour's best trial, enqueued
 
-    report = (out / "report" / "report.md").read_text()
+    report = (results / "report" / "report.md").read_text()
     assert "DMVAE_disc" in report and "| 5 % |" in report
     # Resume: a lost final run is trained again; nothing else is.
     done = {p: p.stat().st_mtime_ns for p in out.glob("*/final/seed-*/final.json")}
     lost = out / "DMVAE_disc@10" / "final" / "seed-1"
     for name in ("final.json", "checkpoints/last.pt"):
         (lost / name).unlink()
-    assert main(["reproduce", str(table), "--out", str(out)]) == 0
+    assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("study done") == 2 and printed.count("already done") == 3
     for path, stamp in done.items():
         assert (path.stat().st_mtime_ns == stamp) == (path.parent != lost), path
-    assert len(read_rows(out)) == 4
+    assert len(read_rows(results)) == 4
