@@ -57,12 +57,13 @@ $(PEER_STAMP):
 	@touch $@
 
 # The main job: a small DMVAE study and the matching MVAE study at 0.2 % paired on the local Ray, both best
-# configs exported, final models for seeds 1 2 3 (the searches tuned on seed 0), and the report. Sizes: DEMO_TRIALS, DEMO_EPOCHS, FINAL_EPOCHS.
+# configs exported, final models for seeds 1 2 3 (the searches tuned on seed 0), and the report. Model
+# selection sees 1,000 validation labels. Sizes: DEMO_TRIALS, DEMO_EPOCHS, FINAL_EPOCHS.
 DEMO_DIR     ?= runs/demo
 DEMO_TRIALS  ?= 6
 DEMO_EPOCHS  ?= 6
 FINAL_EPOCHS ?= 15
-DEMO_SIZE    := --set study.num_samples=$(DEMO_TRIALS) --set study.max_epochs=$(DEMO_EPOCHS)
+DEMO_SIZE    := --set study.num_samples=$(DEMO_TRIALS) --set study.max_epochs=$(DEMO_EPOCHS) --set data.val_labels=1000
 RUN          = echo '$(BIN)/dmvae $(1)' >> $(DEMO_DIR)/commands.txt && $(BIN)/dmvae $(1)
 
 demo: setup data
