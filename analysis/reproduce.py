@@ -5,13 +5,16 @@ the nearest finished cell of the same model), export the best config, train the 
 (`dmvae tune final`), then write one CSV row per cell and seed and the report (`dmvae report` over every
 cell's study and finals). Folders:
 
-    OUT/<cell>/study/        the Ray/Optuna experiment        OUT/<cell>/best.yaml   its best config
-    OUT/<cell>/final/seed-S/ the final runs                   OUT/<cell>/cell.json   timings, commit
-    RESULTS/results.csv      one row per cell and seed        RESULTS/summary.md     a row per cell
-    RESULTS/report/report.md the report (plots, importance)
+    OUT/<cell>/study/              the Ray/Optuna experiment (checkpoints, TensorBoard files)
+    OUT/<cell>/final/seed-S/       the final run folders
+    RESULTS/cells/<cell>/          cell.json (best trial, importances, timings, commits), best.yaml,
+                                   trials.csv and final/seed-S/ (config.yaml, final.json, metrics.jsonl)
+    RESULTS/results.csv            one row per cell and seed; RESULTS/summary.md: a row per cell
+    RESULTS/report/report.md       the report over the archived final runs (and the studies on disk)
 
 OUT (default runs/tables/<table>) holds the bulky run folders; RESULTS (default results/<table>) the small
-files that are committed to the repository as data.
+files that are committed to the repository as data, so a later session (a fresh checkout without OUT)
+skips the cells already done and warm-starts from them.
 
 Rerunning finishes what is missing: a finished study is not rerun, an interrupted one resumes, a finished
 final run is skipped and an interrupted one continues from its checkpoint.
@@ -38,6 +41,7 @@ BEST = "best.yaml"
 FINAL = "final"
 CELL_FILE = "cell.json"
 RESULTS = "results.csv"
+ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl")  # of each final run
 TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
     "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "val_accuracy",
@@ -85,10 +89,20 @@ class Reproduction:
         self.write_results()
         return self.write_report()
 
+    def archive(self, cell: Cell) -> Path:
+        return self.results / "cells" / cell.folder
+
+    def done(self, cell: Cell) -> bool:
+        finals = self.archive(cell) / FINAL
+        return all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds)
+
     def run_cell(self, cell: Cell) -> None:
-        folder = self.out / cell.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / BEST).is_file():
+        if self.done(cell):
+            self.say(f"  finished earlier: {self.archive(cell)}")
+            return
+        (self.out / cell.folder).mkdir(parents=True, exist_ok=True)
+        self.archive(cell).mkdir(parents=True, exist_ok=True)
+        if not (self.archive(cell) / BEST).is_file():
             started = time.time()
             self.tune(cell)
             self.export(cell)  # writes the best trial into cell.json
@@ -97,8 +111,18 @@ class Reproduction:
             state["tuning_driver_seconds"] = round(time.time() - started, 1)
             self.save_state(cell, state)
         else:
-            self.say(f"  study done: {folder / BEST}")
+            self.say(f"  study done: {self.archive(cell) / BEST}")
         self.finals(cell, self.cell_state(cell))
+        self.archive_finals(cell)
+
+    def archive_finals(self, cell: Cell) -> None:
+        for seed in self.table.final_seeds:
+            source = self.out / cell.folder / FINAL / f"seed-{seed}"
+            target = self.archive(cell) / FINAL / f"seed-{seed}"
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ARCHIVED:
+                if (source / name).is_file():
+                    shutil.copy2(source / name, target / name)
 
     def tune(self, cell: Cell) -> None:
         from tune import runner
@@ -140,7 +164,7 @@ class Reproduction:
         done = [
             other for other in self.table.cells
             if other.model == cell.model and other.fraction != cell.fraction
-            and (self.out / other.folder / CELL_FILE).is_file()
+            and (self.archive(other) / CELL_FILE).is_file()
             and "best_params" in self.load_state(other)
         ]  # fmt: skip
         if not done:
@@ -160,9 +184,19 @@ class Reproduction:
         best = ranked(experiment, rows)
         if not best:
             raise UserError(f"cell {cell.name}: no trial of its study reported {experiment.study.metric}")
-        export_best(experiment, self.out / cell.folder / BEST)
+        export_best(experiment, self.archive(cell) / BEST)
+        with (self.archive(cell) / "trials.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["number", "state", "epochs", experiment.study.metric, "params"])
+            for row in rows:
+                writer.writerow([row.number, row.state, row.epochs, row.metric, json.dumps(row.params)])
         state = self.cell_state(cell)
         state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
+        state["importance"] = importances(experiment)
+        from analysis.load import experiment_info
+
+        info = experiment_info(self.out / cell.folder / STUDY)
+        state |= {"tuning_trial_seconds": info["trial_seconds"], "tuning_wall_seconds": info["wall_seconds"]}
         state |= {"best_val": best[0].metric, "best_epochs": best[0].epochs}
         self.save_state(cell, state)
         self.say(f"  best trial {best[0].trial_id}: {experiment.study.metric} {best[0].metric:.4f}")
@@ -173,11 +207,17 @@ class Reproduction:
         folder = self.out / cell.folder
         seeds = self.table.final_seeds
         self.say(f"  finals: seeds {seeds}")
+        (folder / FINAL).mkdir(parents=True, exist_ok=True)
         if "final_commit" not in state:
             state["final_commit"] = commit()
             self.save_state(cell, state)
         _, summary = run_final(
-            folder / BEST, seeds, folder / FINAL, cell.final_overrides, address=self.address, cpus=self.cpus
+            self.archive(cell) / BEST,
+            seeds,
+            folder / FINAL,
+            cell.final_overrides,
+            address=self.address,
+            cpus=self.cpus,
         )
         for line in format_summary(summary).splitlines():
             self.say(f"  {line}")
@@ -186,18 +226,18 @@ class Reproduction:
 
     # --- cell state --------------------------------------------------------------------------------------
     def cell_state(self, cell: Cell) -> dict[str, Any]:
-        exists = (self.out / cell.folder / CELL_FILE).is_file()
+        exists = (self.archive(cell) / CELL_FILE).is_file()
         return self.load_state(cell) if exists else {"cell": cell.name}
 
     def load_state(self, cell: Cell) -> dict[str, Any]:
-        path = self.out / cell.folder / CELL_FILE
+        path = self.archive(cell) / CELL_FILE
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
 
     def save_state(self, cell: Cell, state: dict[str, Any]) -> None:
-        path = self.out / cell.folder / CELL_FILE
+        path = self.archive(cell) / CELL_FILE
         path.write_text(json.dumps(state, indent=2, default=str) + "\n")
 
     @staticmethod
@@ -218,15 +258,12 @@ class Reproduction:
 
     # --- results -----------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        from analysis.load import experiment_info
-
         rows = []
         for cell in self.table.cells:
-            folder = self.out / cell.folder
+            folder = self.archive(cell)
             if not (folder / CELL_FILE).is_file():
                 continue
             state = self.load_state(cell)
-            info = experiment_info(folder / STUDY) if (folder / STUDY / "study.yaml").is_file() else {}
             for seed in self.table.final_seeds:
                 run = folder / FINAL / f"seed-{seed}"
                 if not (run / "final.json").is_file():
@@ -244,8 +281,8 @@ class Reproduction:
                     "epochs": final.get("epochs"), "best_epoch": final.get("best_epoch"),
                     "train_seconds": final.get("seconds"), "precision": final.get("precision"),
                     "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
-                    "tuning_trial_seconds": _round(info.get("trial_seconds")),
-                    "tuning_wall_seconds": _round(info.get("wall_seconds")),
+                    "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),
+                    "tuning_wall_seconds": _round(state.get("tuning_wall_seconds")),
                     "commit": state.get("final_commit"), "config": json.dumps(config, sort_keys=True),
                 })  # fmt: skip
         return rows
@@ -268,13 +305,25 @@ class Reproduction:
 
         inputs = []
         for cell in self.table.cells:
-            folder = self.out / cell.folder
-            inputs += [p for p in (folder / STUDY, folder / FINAL) if p.is_dir()]
+            study, finals = self.out / cell.folder / STUDY, self.archive(cell) / FINAL
+            inputs += [p for p in (study, finals) if (p / "study.yaml").is_file() or p.is_dir()]
         if not inputs:
             return self.results / RESULTS
         path = write_report(inputs, self.results / "report", argv=["reproduce", str(self.out)])
         self.say(f"report: {path}")
         return path
+
+
+def importances(experiment) -> dict[str, float]:
+    """Optuna's fANOVA importances of the study's parameters (empty when too few trials finished)."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage)
+        values = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError):  # fewer than two complete trials, or a single parameter value
+        return {}
+    return {key: round(float(value), 4) for key, value in values.items()}
 
 
 def _round(value: Any) -> float | None:

@@ -37,7 +37,7 @@ def tiny_table(**changes) -> dict:
         "final_seeds": [0, 1],
         "val_labels": 200,
         "study": {"num_samples": 2, "max_epochs": 1, "grace_period": 1, "startup_trials": 1},
-        "final": {"train.epochs": 1, "eval.figures": False},
+        "final": {"train.epochs": 1, "eval.figures": False, "eval.coherence": False},
     }
     return values | changes
 
@@ -102,7 +102,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     capsys.readouterr()
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
-    assert "study done" in printed and "warm start" in printed
+    assert "finished earlier" in printed and "warm start" in printed
     rows = read_rows(results)
     assert [(row["cell"], row["seed"]) for row in rows] == [
         ("DMVAE_disc@5", "0"), ("DMVAE_disc@5", "1"), ("DMVAE_disc@10", "0"), ("DMVAE_disc@10", "1"),
@@ -112,22 +112,40 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
         assert row["tuning_seed"] == "7" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
         assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
         assert yaml.safe_load(row["config"])["seed"] == int(row["seed"])
-    first = yaml.safe_load((out / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
+    first = yaml.safe_load((results / "cells" / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
     from tune.experiment import open_experiment
 
     second = open_experiment(out / "DMVAE_disc@10" / "study").study.points_to_evaluate
     assert second[-1] == first  # the neighbour's best trial, enqueued
+    for cell in ("DMVAE_disc@5", "DMVAE_disc@10"):
+        archived = results / "cells" / cell
+        assert (archived / "best.yaml").is_file() and len(
+            (archived / "trials.csv").read_text().splitlines()
+        ) == 3
+        assert sorted(p.name for p in (archived / "final" / "seed-0").iterdir()) == [
+            "config.yaml", "final.json", "metrics.jsonl",
+        ]  # fmt: skip
 
     report = (results / "report" / "report.md").read_text()
     assert "DMVAE_disc" in report and "| 5 % |" in report
     # Resume: a lost final run is trained again; nothing else is.
     done = {p: p.stat().st_mtime_ns for p in out.glob("*/final/seed-*/final.json")}
     lost = out / "DMVAE_disc@10" / "final" / "seed-1"
-    for name in ("final.json", "checkpoints/last.pt"):
-        (lost / name).unlink()
+    for path in (lost / "final.json", lost / "checkpoints" / "last.pt"):
+        path.unlink()
+    (results / "cells" / "DMVAE_disc@10" / "final" / "seed-1" / "final.json").unlink()
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("study done") == 2 and printed.count("already done") == 3
+    assert printed.count("finished earlier") == 1 and "study done" in printed
+    assert printed.count("already done") == 1
     for path, stamp in done.items():
         assert (path.stat().st_mtime_ns == stamp) == (path.parent != lost), path
-    assert len(read_rows(results)) == 4
+    rows = read_rows(results)
+    assert len(rows) == 4
+    # A later session: a fresh checkout has results/ but not the run folders. Nothing is trained again.
+    import shutil
+
+    shutil.rmtree(out)
+    assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
+    assert capsys.readouterr().out.count("finished earlier") == 2
+    assert read_rows(results) == rows
