@@ -4,6 +4,7 @@ on constructed cases with known answers, and final runs that report it in final.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -294,3 +295,47 @@ def test_eval_coherence_settings_are_checked() -> None:
         RunConfig.from_dict({"eval": {"coherence": "yes"}})
     with pytest.raises(UserError, match="eval.coherence_samples"):
         RunConfig.from_dict({"eval": {"coherence_samples": 0}})
+
+
+# --- the report ------------------------------------------------------------------------------------------
+def write_run(folder: Path, model: dict, seed: int, final: dict) -> None:
+    folder.mkdir(parents=True)
+    RunConfig.from_dict({"seed": seed, "data": {"paired_fraction": 0.01}, "model": model}).save(
+        folder / "config.yaml"
+    )
+    (folder / "final.json").write_text(json.dumps({"epochs": 5, "seconds": 10.0} | final))
+
+
+def test_the_report_shows_coherence_over_seeds_and_the_classifiers_accuracy(tmp_path: Path) -> None:
+    from analysis.compare import compare, to_markdown
+    from analysis.load import load_runs
+    from analysis.report import write_report
+
+    mvae = {"kind": "mvae", "shared": "gaussian", "private_dim": {}}
+    for seed, (accuracy_value, coherence_value) in enumerate([(0.90, 0.80), (0.92, 0.90)], start=1):
+        final = {"val_accuracy": accuracy_value, "test_accuracy": accuracy_value,
+                 "test_coherence": coherence_value, "coherence_classifier_accuracy": 0.9856}  # fmt: skip
+        write_run(tmp_path / "runs" / f"dmvae-{seed}", {}, seed, final)
+    write_run(tmp_path / "runs" / "mvae-1", mvae, 1, {"val_accuracy": 0.7, "test_accuracy": 0.7})
+
+    table = compare(load_runs(tmp_path / "runs")).set_index("model")
+    assert table.loc["DMVAE_disc", "coherence"] == pytest.approx(0.85)
+    assert table.loc["DMVAE_disc", "coherence_std"] == pytest.approx(0.0707107)  # ddof 1
+    assert table.loc["DMVAE_disc", "coherence_classifier_accuracy"] == 0.9856
+    assert math.isnan(table.loc["MVAE", "coherence"])
+    lines = to_markdown(table.reset_index()).splitlines()
+    assert "| paper table | coherence (test) | epochs |" in lines[0]
+    assert "| 1 | 0.850 ± 0.071 | 5.0 |" in lines[2] and "| 1 | - | 5.0 |" in lines[3]
+
+    report = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    assert "| 0.850 ± 0.071 |" in report
+    assert "The coherence classifiers' own test accuracy: mnist 0.9856." in report
+
+
+def test_the_report_has_no_coherence_column_without_coherence(tmp_path: Path) -> None:
+    from analysis.compare import coherence_note, compare, to_markdown
+    from analysis.load import load_runs
+
+    write_run(tmp_path / "run", {}, 1, {"val_accuracy": 0.9, "test_accuracy": 0.9})
+    table = compare(load_runs(tmp_path))
+    assert "coherence" not in to_markdown(table) and coherence_note(table) == ""
