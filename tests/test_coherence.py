@@ -30,6 +30,7 @@ from dmvae.evaluation.coherence import (
 )
 from dmvae.models import build_model
 from dmvae.training import Trainer
+from dmvae.training.saved_run import evaluate_run
 
 TINY_CLASSIFIER = ClassifierSettings(epochs=2, train_size=1000, batch_size=50, lr=2e-3)
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -255,9 +256,11 @@ def test_final_runs_find_the_cached_classifier_beside_the_data(tiny_mnist_classi
         (root / "mnist" / name).symlink_to(mnist_root() / "mnist" / name)
     shutil.copy(path, classifier_path("mnist", root))
     lines: list[str] = []
-    final = Trainer(small_mnist_config(root), progress=lines.append).fit()
+    final = Trainer(small_mnist_config(root), out_dir=tmp_path / "run", progress=lines.append).fit()
     assert final["coherence_classifier_accuracy"] == classifier.test_accuracy
     assert any(line.startswith("coherence classifier: ") for line in lines)
+    evaluation = evaluate_run(tmp_path / "run", figures=False)  # dmvae evaluate: the same weights and seed
+    assert evaluation["test_coherence"] == final["test_coherence"]
     off = Trainer(small_mnist_config(root, "eval.coherence=false"), progress=None).fit()
     assert "test_accuracy" in off and not any("coherence" in key for key in off)
 

@@ -38,7 +38,7 @@ GENERATED_ROWS_PER_CHUNK = 50  # rows of one image per class decoded at once
 class ClassifierSettings:
     """How the coherence classifier is trained (stored in its file)."""
 
-    epochs: int = 2
+    epochs: int = 3
     train_size: int | None = None  # the first N training examples (None: the whole training split)
     batch_size: int = 128
     lr: float = 1e-3
