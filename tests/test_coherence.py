@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,30 @@ def test_training_is_seeded_and_leaves_the_callers_rng_alone(synthetic_splits) -
     for key, value in first.network.state_dict().items():
         assert torch.equal(second.network.state_dict()[key], value), key
     assert first.test_accuracy == second.test_accuracy == accuracy(first, splits.test)
+
+
+def test_parallel_runs_train_the_missing_classifier_once(synthetic_splits, monkeypatch, tmp_path) -> None:
+    """Two final runs at once (dmvae tune final): one trains, the other waits for the lock and loads."""
+    splits = synthetic_splits(n_train=200, n_eval=40)
+    monkeypatch.setattr(coherence_module, "load_splits", lambda *args, **kwargs: splits)
+    trained = []
+
+    def counted(*args, **kwargs):
+        trained.append(1)
+        return train_classifier(*args, **kwargs)
+
+    monkeypatch.setattr(coherence_module, "train_classifier", counted)
+    found = [None, None]
+
+    def run(slot: int) -> None:
+        found[slot] = load_or_train_classifier("mnist", tmp_path, lambda message: None)
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(trained) == 1 and all(found) and found[0].test_accuracy == found[1].test_accuracy
 
 
 @pytest.mark.parametrize("contents", ["not a torch file", "a dict of the wrong shape", "empty"])

@@ -9,10 +9,11 @@ Later runs load it. Datasets without one (CelebA, your own npz data) get no cohe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,11 @@ from dmvae.data.types import MultimodalDataset
 from dmvae.errors import UserError
 from dmvae.evaluation.figures import cross_synthesis_from_prior
 from dmvae.models import MultimodalVAE
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 CLASSIFIER_FILE = "coherence_classifier.pt"
 DATASETS_WITH_CLASSIFIER = ("mnist", "fmnist")
@@ -260,21 +266,56 @@ def load_or_train_classifier(
     if dataset_name not in DATASETS_WITH_CLASSIFIER:
         return None
     path = Path(path) if path is not None else classifier_path(dataset_name, data_root)
-    if path.is_file():
-        classifier = load_classifier(path, device)
-        if classifier.dataset != dataset_name:
-            raise UserError(
-                f"the coherence classifier {path} is one of {classifier.dataset!r}, not of {dataset_name!r}; "
-                f"delete it and the next final run trains a new one: rm {path}"
-            )
-        wanted = dataclasses.asdict(settings) if settings is not None else None
-        stored = {key: classifier.settings.get(key) for key in wanted or {}}
-        if wanted is None or stored == wanted:
-            progress(f"coherence classifier: {path} (test accuracy {classifier.test_accuracy:.4f})")
-            return classifier
-        progress(f"coherence classifier: {path} was trained with other settings ({stored}); training anew")
-    splits = load_splits(DataConfig(name=dataset_name, root=str(data_root)), seed=0, progress=progress)
-    classifier = train_classifier(splits.train, splits.test, settings, progress, device, dataset_name)
-    save_classifier(classifier, path)
-    progress(f"coherence classifier: saved to {path}")
+    classifier, note = _cached(path, dataset_name, settings, device)
+    if classifier is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(path.with_name(path.name + ".lock")):  # parallel final runs train it once
+            classifier, note_now = _cached(path, dataset_name, settings, device)
+            if classifier is None:
+                if note:
+                    progress(note)
+                splits = load_splits(
+                    DataConfig(name=dataset_name, root=str(data_root)), seed=0, progress=progress
+                )
+                classifier = train_classifier(
+                    splits.train, splits.test, settings, progress, device, dataset_name
+                )
+                save_classifier(classifier, path)
+                progress(f"coherence classifier: saved to {path}")
+                return classifier
+            note = note_now
+    progress(note)
     return classifier
+
+
+def _cached(
+    path: Path, dataset_name: str, settings: ClassifierSettings | None, device: torch.device | str
+) -> tuple[CoherenceClassifier | None, str]:
+    """The cached classifier when there is one to use (else None), and a line saying what was found."""
+    if not path.is_file():
+        return None, ""
+    classifier = load_classifier(path, device)
+    if classifier.dataset != dataset_name:
+        raise UserError(
+            f"the coherence classifier {path} is one of {classifier.dataset!r}, not of {dataset_name!r}; "
+            f"delete it and the next final run trains a new one: rm {path}"
+        )
+    wanted = dataclasses.asdict(settings) if settings is not None else None
+    stored = {key: classifier.settings.get(key) for key in wanted or {}}
+    if wanted is not None and stored != wanted:
+        return None, f"coherence classifier: {path} was trained with other settings ({stored}); training anew"
+    return classifier, f"coherence classifier: {path} (test accuracy {classifier.test_accuracy:.4f})"
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on lock_path (where the platform has fcntl; elsewhere, no lock)."""
+    if fcntl is None:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
