@@ -1,9 +1,11 @@
 """DMVAE vs MVAE vs the paper: per dataset x paired fraction x model, statistics over seeds of final runs.
 
 Input: the DataFrame of `analysis.load.load_runs` (columns dataset, paired_fraction, model, seed, epochs,
-seconds and final.json's test_accuracy / test_f1). Output: one row per dataset x paired fraction x model x
-metric with n seeds, mean, std (ddof=1; NaN for a single seed), the paper's value and table, ours minus
-the paper's, mean epochs and mean wall seconds.
+seconds and final.json's test_accuracy / test_f1, and test_coherence / coherence_classifier_accuracy where
+the runs have them). Output: one row per dataset x paired fraction x model x metric with n seeds, mean, std
+(ddof=1; NaN for a single seed), the paper's value and table, ours minus the paper's, the coherence's mean
+and std over the same seeds and the coherence classifier's own test accuracy (NaN without), mean epochs
+and mean wall seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ MODEL_ORDER = {"DMVAE_disc": 0, "DMVAE_cont": 1, "MVAE": 2}
 METRICS = {"accuracy": "test_accuracy", "f1": "test_f1"}  # metric -> final.json key (f1: CelebA only)
 COLUMNS = [
     "dataset", "paired_fraction", "model", "metric", "n", "seeds", "mean", "std", "paper", "diff",
-    "paper_table", "epochs", "seconds",
+    "paper_table", "coherence", "coherence_std", "coherence_classifier_accuracy", "epochs", "seconds",
 ]  # fmt: skip
 
 
@@ -35,6 +37,7 @@ def compare(runs: pd.DataFrame) -> pd.DataFrame:
             values = group[column].dropna().astype(float)
             paper = paper_value(dataset, model, fraction, metric)
             mean = float(values.mean())
+            coherence = group["test_coherence"].dropna().astype(float) if "test_coherence" in group else []
             rows.append({
                 "dataset": dataset, "paired_fraction": float(fraction), "model": model, "metric": metric,
                 "n": int(len(values)),
@@ -44,6 +47,9 @@ def compare(runs: pd.DataFrame) -> pd.DataFrame:
                 "paper": paper[0] if paper else math.nan,
                 "diff": mean - paper[0] if paper else math.nan,
                 "paper_table": paper[1] if paper else None,
+                "coherence": float(coherence.mean()) if len(coherence) else math.nan,
+                "coherence_std": float(coherence.std(ddof=1)) if len(coherence) > 1 else math.nan,
+                "coherence_classifier_accuracy": _mean(group, "coherence_classifier_accuracy"),
                 "epochs": _mean(group, "epochs"),
                 "seconds": _mean(group, "seconds"),
             })  # fmt: skip
@@ -86,7 +92,47 @@ def to_markdown(comparison: pd.DataFrame) -> str:
         "paired_fraction": _percent, "diff": _signed, "seconds": _seconds,
         "epochs": lambda v: cell(v, 1), "paper_table": lambda v: cell(v),
     }  # fmt: skip
+    if has_coherence(comparison):
+        comparison = comparison.assign(
+            coherence_shown=[
+                _mean_std(m, s)
+                for m, s in zip(comparison["coherence"], comparison["coherence_std"], strict=True)
+            ]
+        )
+        at = columns.index("paper_table") + 1
+        columns.insert(at, "coherence_shown")
+        headers.insert(at, "coherence (test)")
     return markdown_table(comparison, columns, headers, formats)
+
+
+def has_coherence(comparison: pd.DataFrame) -> bool:
+    return "coherence" in comparison and bool(comparison["coherence"].notna().any())
+
+
+def _mean_std(mean, std) -> str:
+    """'0.912 ± 0.010'; the mean alone for one seed; '-' without a value."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    return cell(mean) if isinstance(std, float) and math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def coherence_note(comparison: pd.DataFrame) -> str:
+    """What the coherence column is, and each dataset's classifier test accuracy ('' without coherence)."""
+    if not has_coherence(comparison):
+        return ""
+    rows = comparison.dropna(subset=["coherence_classifier_accuracy"])
+    accuracies = []
+    for dataset, group in rows.groupby("dataset", sort=False):
+        values = sorted({round(float(v), 4) for v in group["coherence_classifier_accuracy"]})
+        accuracies.append(f"{dataset} {' / '.join(f'{v:.4f}' for v in values)}")
+    return (
+        "`coherence (test)`: the fraction of images cross-synthesised from each label (z_s from the label "
+        "alone, the private latent from its prior; MVAE samples z_s) that a separate classifier assigns to "
+        "that label, averaged over classes (paper Table 2a's last column), with the best-validation weights; "
+        "mean ± std over seeds. The coherence classifiers' own test accuracy: "
+        + ", ".join(accuracies)
+        + ".\n"
+    )
 
 
 def to_csv(comparison: pd.DataFrame, path) -> None:

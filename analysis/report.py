@@ -76,6 +76,8 @@ def _results(comparison: pd.DataFrame, out: Path) -> str:
         "(DMVAE_disc is the paper's DMVAE; see the notes below). Comparison also in `comparison.csv`.\n"
     )
     text.append(comparing.to_markdown(comparison))
+    if note := comparing.coherence_note(comparison):
+        text.append(note)
     for (dataset, metric), _ in comparison.groupby(["dataset", "metric"], sort=False):
         name = f"{dataset}-{metric}-vs-paired.png"
         path, note = plots.accuracy_vs_paired(comparison, dataset, metric, out / FIGURES / name)

@@ -158,6 +158,8 @@ class EvalConfig(BaseConfig):
     target: str | None = None  # modality to predict (default: the first label/attributes one)
     every: int = 1  # validate every N epochs (the last epoch always)
     figures: bool = True
+    coherence: bool = True  # final runs: test_coherence, where the dataset has a coherence classifier
+    coherence_samples: int = 100  # images generated per class for the coherence
 
 
 @dataclass
@@ -227,6 +229,9 @@ class RunConfig(BaseConfig):
             _positive_int("train.threads", t.threads)
         _choice("eval.protocol", e.protocol, ("mode", "sampled"))
         _positive_int("eval.every", e.every)
+        if not isinstance(e.coherence, bool):
+            raise UserError(f"eval.coherence must be true or false, got {e.coherence!r}")
+        _positive_int("eval.coherence_samples", e.coherence_samples)
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):

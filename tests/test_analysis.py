@@ -177,6 +177,7 @@ def tiny_runs(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("analysis-runs")
     common = ["data.train_size=500", "data.paired_fraction=0.01", "train.epochs=1", f"data.root={DATA_ROOT}"]
+    common.append("eval.coherence=false")  # the full coherence classifier takes minutes to train
     settings = (("dmvae-s0", "mnist_dmvae", 0), ("dmvae-s1", "mnist_dmvae", 1), ("mvae-s0", "mnist_mvae", 0))
     for name, config, seed in settings:
         run = load_config(REPO / "configs" / f"{config}.yaml", [*common, f"seed={seed}", "device=cpu"])

@@ -36,7 +36,8 @@ def small(name: str, **changes) -> dict:
     values = {
         "name": name,
         "base": "configs/mnist_dmvae.yaml",
-        "set": {"data.train_size": 2000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT},
+        "set": {"data.train_size": 2000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT,
+                "eval.coherence": False},  # its final run would train the full coherence classifier
         "space": {"train.lr": {"type": "loguniform", "low": 3e-4, "high": 3e-3}},
         "num_samples": 4, "max_epochs": 2, "grace_period": 2, "max_concurrent": 2, "seed": 0,
     }  # fmt: skip

@@ -171,6 +171,7 @@ def mnist_config(root: Path, *overrides: str) -> RunConfig:
         "device=cpu", f"data.root={root}", "data.train_size=5000", "data.paired_fraction=1.0",
         "train.schedule=mixed", "train.epochs=2", "train.batch_size=20", "train.lr=0.002",
         "train.checkpoint_every=0", "eval.figures=false", "eval.protocol=mode", "seed=0",
+        "eval.coherence=false",  # the full coherence classifier takes minutes to train (see test_coherence)
     ]  # fmt: skip
     path = CONFIG_DIR / "mnist_dmvae.yaml"
     if path.is_file():

@@ -199,7 +199,8 @@ def small_study(ray_session, tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     study = minimal(
         name="small",
-        set={"data.train_size": 2000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT},
+        set={"data.train_size": 2000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT,
+             "eval.coherence": False},  # its final run would train the full coherence classifier
         space={
             "train.lr": {"type": "loguniform", "low": 3e-4, "high": 3e-3},
             "objective.recon_weight.label": {"type": "loguniform", "low": 5, "high": 500},
@@ -395,7 +396,8 @@ def test_resume_after_killed_driver(ray_session, tmp_path):
 # --- dmvae tune final: final runs over seeds as parallel Ray tasks -------------------------------------
 def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     best = tmp_path / "best.yaml"
-    config = load_config(REPO / "configs" / "mnist_dmvae.yaml", ["data.train_size=1000", "train.epochs=1"])
+    overrides = ["data.train_size=1000", "train.epochs=1", "eval.coherence=false"]  # no full classifier
+    config = load_config(REPO / "configs" / "mnist_dmvae.yaml", overrides)
     config.data.root = DATA_ROOT
     config.save(best)
     assert main(["tune", "final", str(best), "--seeds", "0", "1", "--set", "data.paired_fraction=0.1"]) == 0

@@ -73,6 +73,11 @@ class Progress(Callback):
 
     def on_fit_end(self, trainer: Trainer, final: dict[str, Any]) -> None:
         test = f", test accuracy {final['test_accuracy']:.4f}" if "test_accuracy" in final else ""
+        if "test_coherence" in final:
+            test += (
+                f", coherence {final['test_coherence']:.4f} (classifier's own test accuracy "
+                f"{final['coherence_classifier_accuracy']:.4f})"
+            )
         self.write(
             f"done: {trainer.epoch} epochs in {trainer.seconds:.1f} s; best val accuracy "
             f"{trainer.best_score:.4f} (epoch {trainer.best_epoch}){test}"

@@ -44,6 +44,8 @@ def evaluate_run(
     result = {"weights": weights, "protocol": trainer.config.eval.protocol}
     for split in ("val", "test"):
         result |= {f"{split}_{key}": value for key, value in trainer.evaluate(split).items()}
+    trainer.progress = print  # a missing coherence classifier is trained first (minutes): say so
+    result |= trainer.coherence_scores()
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     if figures:
         from dmvae.evaluation.figures import write_figures

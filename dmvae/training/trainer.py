@@ -12,17 +12,21 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from dmvae.config import RunConfig
-from dmvae.data import DatasetSplits, load_splits
+from dmvae.data import DatasetSplits, default_root, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from dmvae.training.schedules import make_schedule
+
+if TYPE_CHECKING:
+    from dmvae.evaluation.coherence import CoherenceClassifier
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,9 +71,14 @@ class Trainer:
         progress: Callable[[str], None] | None = print,
         device: str | torch.device | None = None,
         callbacks: list[Callback] | None = None,
+        coherence_classifier: CoherenceClassifier | None = None,
     ):
-        """out_dir adds the RunFolder callback, progress the Progress one, each hook a Hook one."""
+        """out_dir adds the RunFolder callback, progress the Progress one, each hook a Hook one.
+        coherence_classifier replaces the dataset's cached one (dmvae.evaluation.coherence)."""
         self.config = config
+        self.progress = progress
+        self.coherence_classifier = coherence_classifier
+        self._classifier_looked_up = False
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks: list[Callback] = list(callbacks or [])
         if progress is not None:
@@ -193,6 +202,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         config = self.config
+        self.prepare_coherence_classifier()  # before training: a corrupt cached classifier stops the run now
         for callback in self.callbacks:
             callback.on_fit_start(self)
         while self.epoch < config.train.epochs:
@@ -241,8 +251,44 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
             final |= {f"val_{key}": value for key, value in self.evaluate("val").items()}
             final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
+            final |= self.coherence_scores()
             self.model.load_state_dict(last_state)
         return final
+
+    def prepare_coherence_classifier(self) -> CoherenceClassifier | None:
+        """The classifier that scores coherence in this run: the one passed in, else the dataset's cached one
+        (trained first when missing); None when eval.coherence is off, the splits hold no test split (a
+        search) or the dataset has none (CelebA, npz)."""
+        if not self.config.eval.coherence or self.splits.test is None:
+            return None
+        # Imported here: the coherence module draws its images with the figures module (matplotlib).
+        from dmvae.evaluation.coherence import load_or_train_classifier
+
+        if self.coherence_classifier is None and not self._classifier_looked_up:
+            self._classifier_looked_up = True
+            root = Path(self.config.data.root) if self.config.data.root else default_root()
+            progress = self.progress or (lambda message: None)
+            found = load_or_train_classifier(self.splits.name, root, progress, device=self.device)
+            if found is not None and found.fits(self.model, self.source, self.target):
+                self.coherence_classifier = found
+        elif self.coherence_classifier is not None and not self.coherence_classifier.fits(
+            self.model, self.source, self.target
+        ):
+            raise ValueError(f"the coherence classifier does not score {self.source} images of {self.target}")
+        return self.coherence_classifier
+
+    def coherence_scores(self) -> dict[str, float]:
+        """test_coherence of the current weights and the classifier's own test accuracy ({} without one)."""
+        classifier = self.prepare_coherence_classifier()
+        if classifier is None:
+            return {}
+        from dmvae.evaluation.coherence import coherence
+
+        samples = self.config.eval.coherence_samples
+        return {
+            "test_coherence": coherence(self.model, classifier, self.source, self.target, samples),
+            "coherence_classifier_accuracy": classifier.test_accuracy,
+        }
 
     # --- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
