@@ -108,6 +108,7 @@ class DataConfig(BaseConfig):
     paired_fraction: float = 1.0
     train_size: int | None = None  # use only the first N training examples (quick experiments, tests)
     val_labels: int | None = None  # labelled validation examples for model selection (None: the whole split)
+    balanced_pairs: bool = False  # paired examples spread evenly over the classes (Kingma et al. 2014)
     path: str | None = None  # npz only: the file
     kinds: dict[str, str] = field(default_factory=dict)  # npz only: modality name -> image|label|attributes
 
@@ -187,6 +188,10 @@ class RunConfig(BaseConfig):
             raise UserError(f"data.train_size must be a positive integer or null, got {d.train_size!r}")
         if d.val_labels is not None and (not isinstance(d.val_labels, int) or d.val_labels < 1):
             raise UserError(f"data.val_labels must be a positive integer or null, got {d.val_labels!r}")
+        if not isinstance(d.balanced_pairs, bool):
+            raise UserError(f"data.balanced_pairs must be true or false, got {d.balanced_pairs!r}")
+        if d.balanced_pairs and d.name == "celeba":
+            raise UserError("data.balanced_pairs needs class labels; CelebA has attributes: set it false")
         if d.name == "npz" and not d.path:
             raise UserError("data.name is npz but data.path is not set; set data.path to your .npz file")
         for name, kind in d.kinds.items():

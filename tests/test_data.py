@@ -413,3 +413,34 @@ def test_real_fmnist():
     assert torch.bincount(all_train, minlength=10).tolist() == [6000] * 10
     assert torch.bincount(splits.test.tensors["label"], minlength=10).tolist() == [1000] * 10
     assert all(entry["verified"] for entry in check(root) if entry["name"] == "fmnist")
+
+
+# --- class-balanced paired subsets (issue 7, point 2c) ------------------------------------------------
+def test_balanced_paired_mask_spreads_the_pairs_evenly_over_classes():
+    from dmvae.data.types import balanced_paired_mask
+
+    labels = torch.tensor([0] * 500 + [1] * 300 + [2] * 200)[
+        torch.randperm(1000, generator=torch.Generator().manual_seed(3))
+    ]
+    mask = balanced_paired_mask(labels, 0.02, seed=5)  # 20 pairs over 3 classes: 7, 7, 6 in some order
+    assert int(mask.sum()) == 20
+    assert sorted(torch.bincount(labels[mask], minlength=3).tolist()) == [6, 7, 7]
+    assert torch.equal(mask, balanced_paired_mask(labels, 0.02, seed=5))  # seeded
+    assert not torch.equal(mask, balanced_paired_mask(labels, 0.02, seed=6))
+    rare = torch.tensor([0] * 98 + [1] * 2)  # a class with too few examples gives all it has
+    assert torch.bincount(rare[balanced_paired_mask(rare, 0.1, seed=0)], minlength=2).tolist() == [5, 2]
+
+
+def test_mnist_balanced_pairs_option(real_data_root):
+    from dmvae.config import DataConfig
+    from dmvae.data import load_splits
+
+    root = str(real_data_root("mnist"))
+    plain = load_splits(DataConfig(root=root, paired_fraction=0.002), seed=0, with_test=False)
+    balanced = load_splits(
+        DataConfig(root=root, paired_fraction=0.002, balanced_pairs=True), seed=0, with_test=False
+    )
+    counts = torch.bincount(balanced.train.tensors["label"][balanced.train.paired], minlength=10)
+    assert counts.tolist() == [10] * 10  # 100 pairs of 50,000: ten per digit
+    plain_counts = torch.bincount(plain.train.tensors["label"][plain.train.paired], minlength=10)
+    assert int(plain_counts.sum()) == 100 and plain_counts.tolist() != [10] * 10  # the default is unchanged

@@ -8,7 +8,14 @@ from dmvae.config import DataConfig
 from dmvae.data.fetch import DISPLAY, require_verified
 from dmvae.data.idx import read_idx
 from dmvae.data.loaders import register_loader
-from dmvae.data.types import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
+from dmvae.data.types import (
+    DatasetSplits,
+    ModalitySpec,
+    MultimodalDataset,
+    balanced_paired_mask,
+    paired_mask,
+    take_first,
+)
 from dmvae.errors import UserError
 
 TRAIN_SIZE = 50_000
@@ -46,12 +53,14 @@ def load_mnist(
         tensors = {"image": images[start:stop].unsqueeze(1), "label": labels[start:stop].long()}
         return MultimodalDataset(tensors, specs, paired)
 
+    if config.balanced_pairs:
+        paired = balanced_paired_mask(train_labels[:n_train], config.paired_fraction, seed)
+    else:
+        paired = paired_mask(n_train, config.paired_fraction, seed)
     return DatasetSplits(
         name=name,
         specs=specs,
-        train=split(
-            train_images, train_labels, 0, n_train, paired_mask(n_train, config.paired_fraction, seed)
-        ),
+        train=split(train_images, train_labels, 0, n_train, paired),
         val=split(train_images, train_labels, TRAIN_SIZE, len(train_images)),
         test=split(*_read_pair(folder, "t10k", name), 0, None) if with_test else None,
     )

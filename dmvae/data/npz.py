@@ -15,7 +15,14 @@ import torch
 
 from dmvae.config import DataConfig
 from dmvae.data.loaders import register_loader
-from dmvae.data.types import DatasetSplits, ModalitySpec, MultimodalDataset, paired_mask, take_first
+from dmvae.data.types import (
+    DatasetSplits,
+    ModalitySpec,
+    MultimodalDataset,
+    balanced_paired_mask,
+    paired_mask,
+    take_first,
+)
 from dmvae.errors import UserError
 
 RESERVED = ("paired", "split")
@@ -45,6 +52,11 @@ def load_npz(
     index[0] = index[0][: take_first(config.train_size, len(index[0]), str(path))]
     if "paired" in arrays:
         paired = torch.from_numpy(_paired(path, arrays["paired"], n))[index[0]]
+    elif config.balanced_pairs:
+        labels = [name for name, kind in config.kinds.items() if kind == "label"]
+        if not labels:
+            raise UserError("data.balanced_pairs needs a label modality in data.kinds; set it false")
+        paired = balanced_paired_mask(tensors[labels[0]][index[0]], config.paired_fraction, seed)
     else:
         paired = paired_mask(len(index[0]), config.paired_fraction, seed)
 

@@ -127,6 +127,28 @@ def paired_mask(n: int, fraction: float, seed: int) -> torch.Tensor:
     return mask
 
 
+def balanced_paired_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """As `paired_mask`, but the round(fraction * n) paired examples are spread evenly over the classes of
+    `labels` [n] (as in Kingma et al. 2014): each class gets k // C, and k % C classes (drawn with the same
+    seeded generator) one more; within a class the examples are a seeded random draw. A class with too few
+    examples gives all it has."""
+    if not 0 < fraction <= 1:
+        raise UserError(f"the paired fraction must be in (0, 1], got {fraction!r}")
+    n = len(labels)
+    mask = torch.zeros(n, dtype=torch.bool)
+    if n == 0:
+        return mask
+    k = min(n, max(1, round(fraction * n)))
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.unique(labels)
+    quota = torch.full((len(classes),), k // len(classes))
+    quota[torch.randperm(len(classes), generator=generator)[: k % len(classes)]] += 1
+    for label, count in zip(classes.tolist(), quota.tolist(), strict=True):
+        members = torch.nonzero(labels == label).flatten()
+        mask[members[torch.randperm(len(members), generator=generator)[:count]]] = True
+    return mask
+
+
 def take_first(n: int | None, available: int, dataset: str) -> int:
     """The number of training examples to keep for `data.train_size`."""
     if n is None:
