@@ -15,6 +15,7 @@ from analysis.paper import paper_table
 
 COLORS = {"DMVAE_disc": "tab:blue", "DMVAE_cont": "tab:green", "MVAE": "tab:red"}
 PAPER_STYLE = {"DMVAE_disc": ("DMVAE (paper)", "tab:blue"), "MVAE": ("MVAE (paper)", "tab:red")}
+BASELINES = {"NN": "v", "LOGREG": "^", "RBM": "s", "VAE": "d", "JMVAE": "P"}  # Table 1's other rows: marker
 DPI = 120
 Result = tuple[Path | None, str]
 
@@ -46,6 +47,11 @@ def accuracy_vs_paired(comparison: pd.DataFrame, dataset: str, metric: str, path
         if not rows.empty:
             axes.plot(100 * rows["paired_fraction"], rows["value"], "--", marker="x", color=color, alpha=0.7,
                       label=name)  # fmt: skip
+    for model, marker in BASELINES.items():
+        rows = paper[paper["model"] == model].sort_values("paired_fraction")
+        if not rows.empty:
+            axes.plot(100 * rows["paired_fraction"], rows["value"], ":", marker=marker, color="0.55",
+                      markersize=4, linewidth=0.8, label=f"{model} (paper)")  # fmt: skip
     axes.set_xscale("log")
     axes.set_xlabel("paired data (%)")
     axes.set_ylabel(f"test {metric}")
