@@ -226,14 +226,17 @@ def _is_metric(key: str, value: Any) -> bool:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    lines = ["seed  val_accuracy  test_accuracy  run"]
+    lines = ["seed  val_accuracy  test_accuracy  test_coherence  run"]
     for run in summary["runs"]:
         if "error" in run:
-            lines.append(f"{run['seed']:<4}  {'failed':<12}  {'-':<13}  {run['run_dir']}  ({run['error']})")
+            lines.append(
+                f"{run['seed']:<4}  {'failed':<12}  {'-':<13}  {'-':<14}  {run['run_dir']}  ({run['error']})"
+            )
             continue
         val, test = run.get("val_accuracy", float("nan")), run.get("test_accuracy", float("nan"))
-        lines.append(f"{run['seed']:<4}  {val:<12.4f}  {test:<13.4f}  {run['run_dir']}")
-    for key in ("val_accuracy", "test_accuracy"):
+        coherence = run.get("test_coherence", float("nan"))
+        lines.append(f"{run['seed']:<4}  {val:<12.4f}  {test:<13.4f}  {coherence:<14.4f}  {run['run_dir']}")
+    for key in ("val_accuracy", "test_accuracy", "test_coherence"):
         if key in summary["summary"]:
             stat = summary["summary"][key]
             lines.append(f"{key}: {stat['mean']:.4f} +- {stat['std']:.4f} over {stat['n']} seeds")
