@@ -114,7 +114,8 @@ BIG = {  # the full battery's study: long enough for 10 kills (each resume costs
 def driver_kills(
     work: Path, address: str, optuna_url: str, kills: int, seed: int, window=(4.0, 20.0), **study
 ) -> Outcome:
-    """Kill i comes a seeded uniform time in `window` after the (re)start of the driver."""
+    """Kill i comes a seeded uniform time in `window` after the (re)start of the driver; the first window
+    opens once the driver has made the experiment folder (before that there is nothing to resume)."""
     outcome = Outcome("driver SIGKILL at random moments, then resume")
     rng = random.Random(seed)
     num_samples = study.get("num_samples", 6)
@@ -124,6 +125,11 @@ def driver_kills(
     start = time.monotonic()
     process = dmvae(["tune", "run", str(path), "--name", "kills", "--storage-path", str(folder.parent),
                      "--address", address], log)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (folder / "experiment.yaml").is_file() and process.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     for _ in range(kills):
         time.sleep(rng.uniform(*window))
         if process.poll() is not None:  # finished before this kill: a new study is not made for it

@@ -105,7 +105,7 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     trials = optuna_trials(url, "s-1")
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
     assert [t.value for t in trials[:2]] == [0.5, 0.7]  # the first value counts, not the late one
-    assert trials[0].intermediate_values == {1: 0.4}
+    assert trials[0].intermediate_values == {1: 0.4, 2: 0.5}  # the final result too; not the late 0.9
 
 
 def test_search_module_uses_no_private_attribute_of_ray_or_optuna():

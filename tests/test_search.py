@@ -31,11 +31,11 @@ def searcher(tmp_path, max_epochs=4, startup_trials=2):
 
 
 def report(search, trial_id: str, values: list[float]) -> dict:
-    result = {}
-    for epoch, value in enumerate(values, start=1):
-        result = {METRIC: value, "training_iteration": epoch}
+    """As Ray does: every result but the last through on_trial_result; the last is for on_trial_complete."""
+    results = [{METRIC: value, "training_iteration": epoch} for epoch, value in enumerate(values, start=1)]
+    for result in results[:-1]:
         search.on_trial_result(trial_id, result)
-    return result
+    return results[-1]
 
 
 def test_stopped_trials_reach_optuna_as_pruned_at_their_epoch(tmp_path):

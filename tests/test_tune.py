@@ -337,11 +337,16 @@ def test_cli_errors_are_one_line(small_study, tmp_path, capsys):
 
 # --- a killed driver, then `dmvae tune resume` ---------------------------------------------------------
 def _optuna_states(folder: Path) -> list[str]:
+    """The trial states in the study's SQLite file, read-only: opening it through Optuna would create its
+    tables, racing the driver that is creating them."""
+    import sqlite3
+
     if not (folder / "optuna.db").is_file():
         return []
     try:
-        return [trial.state.name for trial in _optuna_trials(folder)]
-    except Exception:  # the study is not created yet, or the database is mid-write
+        with sqlite3.connect(f"file:{folder / 'optuna.db'}?mode=ro", uri=True) as connection:
+            return [state for (state,) in connection.execute("SELECT state FROM trials ORDER BY number")]
+    except sqlite3.Error:  # the tables are not created yet, or the database is mid-write
         return []
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
@@ -36,15 +37,20 @@ def open_storage(url: str):
     """The Optuna storage of a URL; an unreachable or malformed one is a one-line UserError."""
     import optuna
 
-    try:
-        if url.startswith(JOURNAL):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+    for attempt in range(3):
+        try:
+            if url.startswith(JOURNAL):
+                from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-            return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL)))
-        return optuna.storages.RDBStorage(url)
-    except Exception as error:  # SQLAlchemy, the database driver or the file system: one line
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot open the Optuna storage {redact(url)}: {message}") from None
+                return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL)))
+            return optuna.storages.RDBStorage(url)
+        except Exception as error:  # SQLAlchemy, the database driver or the file system: one line
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if attempt < 2 and ("UNIQUE constraint" in message or "locked" in message):
+                time.sleep(0.5)  # another process is creating the same new database's tables: retry
+                continue
+            raise UserError(f"cannot open the Optuna storage {redact(url)}: {message}") from None
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:
@@ -127,10 +133,14 @@ class StudySearcher(Searcher):
             trials[number] = optuna.trial.Trial(study, trial_id)
         return trials[number]
 
-    def _state(self, number: int):
+    def _frozen(self, number: int):
+        """The stored `FrozenTrial` of a trial number (its state and intermediate values)."""
         self.study()
         storage, _, study_id, _ = self._connection
-        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number)).state
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
+
+    def _state(self, number: int):
+        return self._frozen(number).state
 
     def _finished_in_storage(self, trial_id: str) -> bool:
         number = self.numbers.get(trial_id)
@@ -180,10 +190,15 @@ class StudySearcher(Searcher):
             state = state.PRUNED
         else:
             state = state.COMPLETE
+        number = self.numbers[trial_id]
+        if value is not None and epochs and epochs not in self._frozen(number).intermediate_values:
+            # Ray hands a trial's last result to on_trial_complete only: report it, so a PRUNED trial's
+            # value (Optuna takes the last intermediate one) is that of the epoch where it stopped.
+            self._trial(number).report(float(value), epochs)
         try:
-            self.study().tell(self.numbers[trial_id], value if state == state.COMPLETE else None, state=state)
+            self.study().tell(number, value if state == state.COMPLETE else None, state=state)
         except Exception as failure:  # e.g. a NaN value: Optuna marks the trial failed
-            logger.warning("optuna: trial %s: %s", self.numbers[trial_id], failure)
+            logger.warning("optuna: trial %s: %s", number, failure)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
