@@ -41,7 +41,8 @@ BEST = "best.yaml"
 FINAL = "final"
 CELL_FILE = "cell.json"
 RESULTS = "results.csv"
-ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl")  # of each final run
+# the small files of each final run kept in the archive
+ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
 TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
     "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "val_accuracy",
@@ -116,12 +117,15 @@ class Reproduction:
         self.archive_finals(cell)
 
     def archive_finals(self, cell: Cell) -> None:
+        """Copy the small files of the cell's finished final runs into the archive (idempotent)."""
         for seed in self.table.final_seeds:
             source = self.out / cell.folder / FINAL / f"seed-{seed}"
+            if not (source / "final.json").is_file():
+                continue
             target = self.archive(cell) / FINAL / f"seed-{seed}"
-            target.mkdir(parents=True, exist_ok=True)
             for name in ARCHIVED:
                 if (source / name).is_file():
+                    (target / name).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(source / name, target / name)
 
     def tune(self, cell: Cell) -> None:
@@ -288,6 +292,9 @@ class Reproduction:
         return rows
 
     def write_results(self) -> Path:
+        for cell in self.table.cells:
+            if (self.archive(cell) / CELL_FILE).is_file():
+                self.archive_finals(cell)
         self.results.mkdir(parents=True, exist_ok=True)
         path = self.results / RESULTS
         with path.open("w", newline="") as handle:
