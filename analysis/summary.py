@@ -98,9 +98,9 @@ def readme_section(results_root: Path) -> str:
         spec = Path("tune") / "tables" / f"{name}.yaml"
         parts.append(f"#### {name}\n")
         parts.append(
-            f"`dmvae reproduce {spec}` (test accuracy: mean ± std over the final seeds; "
-            "coherence: see below; tuning s: the study's trial seconds; every number is in "
-            f"[{path}]({path}))\n"
+            f"`dmvae reproduce {spec}` (test accuracy: mean ± std over the final seeds; coherence: see "
+            "Evaluation, clf = the coherence classifier's own test accuracy; tuning s: the study's trial "
+            f"seconds; every number is in [{path}]({path}); cells not listed are not run yet)\n"
         )
         parts.append(markdown(rows))
     parts.append(END)
