@@ -151,3 +151,28 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert read_rows(results) == rows
+
+
+def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
+    from analysis.summary import END, START, update_readme
+
+    results = tmp_path / "results" / "t1"
+    results.mkdir(parents=True)
+    header = "cell,model,dataset,paired_fraction,seed,val_labels,test_accuracy,test_coherence,trials\n"
+    rows = [
+        f"DMVAE_disc@0.2,DMVAE_disc,mnist,0.002,{seed},1000,{acc},0.9,12\n"
+        for seed, acc in ((0, 0.8), (1, 0.9))
+    ]
+    (results / "results.csv").write_text(header + "".join(rows))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\ntext\n{START}\nold\n{END}\ntail\n")
+    update_readme(readme, tmp_path / "results")
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# title") and text.endswith("tail\n")
+    assert "`dmvae reproduce tune/tables/t1.yaml`" in text
+    assert "| DMVAE_disc@0.2 | 0.2 % | DMVAE_disc | 0 1 | 0.850 ± 0.071 | 0.917 | -0.067 |" in text
+    update_readme(readme, tmp_path / "results")
+    assert readme.read_text() == text  # idempotent
+    readme.write_text(f"# title\n{START}\n")
+    with pytest.raises(UserError, match="one results marker"):
+        update_readme(readme, tmp_path / "results")
