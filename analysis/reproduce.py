@@ -105,10 +105,13 @@ class Reproduction:
         self.archive(cell).mkdir(parents=True, exist_ok=True)
         if not (self.archive(cell) / BEST).is_file():
             started = time.time()
+            state = self.cell_state(cell)
+            state.setdefault("tuning_commit", commit())  # the code the study started with
+            self.save_state(cell, state)
             self.tune(cell)
             self.export(cell)  # writes the best trial into cell.json
             state = self.cell_state(cell)
-            state |= {"tuned_at": time.strftime("%Y-%m-%d %H:%M:%S"), "tuning_commit": commit()}
+            state["tuned_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
             state["tuning_driver_seconds"] = round(time.time() - started, 1)
             self.save_state(cell, state)
         else:
