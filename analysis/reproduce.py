@@ -5,8 +5,8 @@ the nearest finished cell of the same model), export the best config, train the 
 (`dmvae tune final`), then write one CSV row per cell and seed and the report (`dmvae report` over every
 cell's study and finals). Folders:
 
-    OUT/<cell>/study/              the Ray/Optuna experiment (checkpoints, TensorBoard files)
-    OUT/<cell>/final/seed-S/       the final run folders
+    OUT/studies/<cell>/            the cell's Ray/Optuna experiment (checkpoints, TensorBoard files)
+    OUT/final/<cell>/seed-S/       the final run folders
     RESULTS/cells/<cell>/          cell.json (best trial, importances, timings, commits), best.yaml,
                                    trials.csv and final/seed-S/ (config.yaml, final.json, metrics.jsonl)
     RESULTS/results.csv            one row per cell and seed; RESULTS/summary.md: a row per cell
@@ -36,7 +36,7 @@ import yaml
 from analysis.tables import Cell, Table
 from dmvae.errors import UserError
 
-STUDY = "study"
+STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 BEST = "best.yaml"
 FINAL = "final"
 CELL_FILE = "cell.json"
@@ -93,6 +93,9 @@ class Reproduction:
     def archive(self, cell: Cell) -> Path:
         return self.results / "cells" / cell.folder
 
+    def study_folder(self, cell: Cell) -> Path:
+        return self.out / STUDIES / cell.folder
+
     def done(self, cell: Cell) -> bool:
         finals = self.archive(cell) / FINAL
         return all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds)
@@ -101,7 +104,6 @@ class Reproduction:
         if self.done(cell):
             self.say(f"  finished earlier: {self.archive(cell)}")
             return
-        (self.out / cell.folder).mkdir(parents=True, exist_ok=True)
         self.archive(cell).mkdir(parents=True, exist_ok=True)
         if not (self.archive(cell) / BEST).is_file():
             started = time.time()
@@ -122,7 +124,7 @@ class Reproduction:
     def archive_finals(self, cell: Cell) -> None:
         """Copy the small files of the cell's finished final runs into the archive (idempotent)."""
         for seed in self.table.final_seeds:
-            source = self.out / cell.folder / FINAL / f"seed-{seed}"
+            source = self.out / FINAL / cell.folder / f"seed-{seed}"
             if not (source / "final.json").is_file():
                 continue
             target = self.archive(cell) / FINAL / f"seed-{seed}"
@@ -136,7 +138,7 @@ class Reproduction:
         from tune.experiment import create_experiment, open_experiment
         from tune.results import trial_rows
 
-        folder = self.out / cell.folder / STUDY
+        folder = self.study_folder(cell)
         study = cell.study()
         label = self.model_label(study)
         if label != cell.label:
@@ -162,7 +164,7 @@ class Reproduction:
             f"{self.table.tuning_seed}, {self.table.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )
-        experiment = create_experiment(study, STUDY, str(folder.parent))
+        experiment = create_experiment(study, cell.folder, str(folder.parent))
         runner.run(experiment, address=self.address)
 
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
@@ -186,7 +188,7 @@ class Reproduction:
         from tune.experiment import open_experiment
         from tune.results import export_best, ranked, trial_rows
 
-        experiment = open_experiment(self.out / cell.folder / STUDY)
+        experiment = open_experiment(self.study_folder(cell))
         rows = trial_rows(experiment)
         best = ranked(experiment, rows)
         if not best:
@@ -202,7 +204,7 @@ class Reproduction:
         state["importance"] = importances(experiment)
         from analysis.load import experiment_info
 
-        info = experiment_info(self.out / cell.folder / STUDY)
+        info = experiment_info(self.study_folder(cell))
         state |= {"tuning_trial_seconds": info["trial_seconds"], "tuning_wall_seconds": info["wall_seconds"]}
         state |= {"best_val": best[0].metric, "best_epochs": best[0].epochs}
         self.save_state(cell, state)
@@ -211,17 +213,17 @@ class Reproduction:
     def finals(self, cell: Cell, state: dict[str, Any]) -> None:
         from tune.final import format_summary, run_final
 
-        folder = self.out / cell.folder
+        folder = self.out / FINAL / cell.folder
         seeds = self.table.final_seeds
         self.say(f"  finals: seeds {seeds}")
-        (folder / FINAL).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         if "final_commit" not in state:
             state["final_commit"] = commit()
             self.save_state(cell, state)
         _, summary = run_final(
             self.archive(cell) / BEST,
             seeds,
-            folder / FINAL,
+            folder,
             cell.final_overrides,
             address=self.address,
             cpus=self.cpus,
@@ -315,7 +317,7 @@ class Reproduction:
 
         inputs = []
         for cell in self.table.cells:
-            study, finals = self.out / cell.folder / STUDY, self.archive(cell) / FINAL
+            study, finals = self.study_folder(cell), self.archive(cell) / FINAL
             inputs += [p for p in (study, finals) if (p / "study.yaml").is_file() or p.is_dir()]
         if not inputs:
             return self.results / RESULTS

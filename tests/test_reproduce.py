@@ -115,7 +115,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     first = yaml.safe_load((results / "cells" / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
     from tune.experiment import open_experiment
 
-    second = open_experiment(out / "DMVAE_disc@10" / "study").study.points_to_evaluate
+    second = open_experiment(out / "studies" / "DMVAE_disc@10").study.points_to_evaluate
     assert second[-1] == first  # the neighbour's best trial, enqueued
     for cell in ("DMVAE_disc@5", "DMVAE_disc@10"):
         archived = results / "cells" / cell
@@ -131,8 +131,9 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     report = (results / "report" / "report.md").read_text()
     assert "DMVAE_disc" in report and "| 5 % |" in report
     # Resume: a lost final run is trained again; nothing else is.
-    done = {p: p.stat().st_mtime_ns for p in out.glob("*/final/seed-*/final.json")}
-    lost = out / "DMVAE_disc@10" / "final" / "seed-1"
+    done = {p: p.stat().st_mtime_ns for p in out.glob("final/*/seed-*/final.json")}
+    assert len(done) == 4
+    lost = out / "final" / "DMVAE_disc@10" / "seed-1"
     for path in (lost / "final.json", lost / "checkpoints" / "last.pt"):
         path.unlink()
     (results / "cells" / "DMVAE_disc@10" / "final" / "seed-1" / "final.json").unlink()
