@@ -131,12 +131,12 @@ class SharedLatentCheck(Callback):
 
 def marginal_entropy(kind: str, values: torch.Tensor, size: int) -> float:
     """Entropy in nats of the empirical marginal: of the classes of a label, or summed over attributes."""
+    from torch.distributions import Bernoulli, Categorical
+
     if kind == "label":
-        p = torch.bincount(values.long().flatten(), minlength=size).double()
-        p = p[p > 0] / p.sum()
-        return float(-(p * p.log()).sum())
-    p = values.double().mean(0).clamp(1e-12, 1 - 1e-12)
-    return float(-(p * p.log() + (1 - p) * (1 - p).log()).sum())
+        counts = torch.bincount(values.long().flatten(), minlength=size).double()
+        return float(Categorical(probs=counts / counts.sum()).entropy())
+    return float(Bernoulli(probs=values.double().mean(0)).entropy().sum())
 
 
 class RunFolder(Callback):
