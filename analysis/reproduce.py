@@ -104,6 +104,8 @@ class Reproduction:
         if self.done(cell):
             self.say(f"  finished earlier: {self.archive(cell)}")
             return
+        if self.take_shared(cell):
+            return
         self.archive(cell).mkdir(parents=True, exist_ok=True)
         if not (self.archive(cell) / BEST).is_file():
             started = time.time()
@@ -120,6 +122,31 @@ class Reproduction:
             self.say(f"  study done: {self.archive(cell) / BEST}")
         self.finals(cell, self.cell_state(cell))
         self.archive_finals(cell)
+
+    def take_shared(self, cell: Cell) -> bool:
+        """Copy the cell from a table of `share_cells_with` that defines it exactly and has finished it (its
+        results folder beside this one: RESULTS/../<other table>); True when copied."""
+        from analysis.tables import load_table
+
+        for path in self.table.share_cells_with:
+            other = load_table(path)
+            if other.name == self.table.name:
+                continue
+            if self.table.shared_cell(cell, other) is None:
+                self.say(f"  {other.name} defines {cell.name} otherwise (study, settings or seeds): not shared")
+                continue
+            source = self.results.parent / other.name / "cells" / cell.folder
+            finals = source / FINAL
+            if not all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds):
+                self.say(f"  {other.name} has not finished {cell.name} ({source}): running it here")
+                continue
+            shutil.copytree(source, self.archive(cell), dirs_exist_ok=True)
+            state = self.cell_state(cell)
+            state["shared_from"] = other.name
+            self.save_state(cell, state)
+            self.say(f"  taken from {other.name}, which defines and has finished the same cell: {source}")
+            return True
+        return False
 
     def archive_finals(self, cell: Cell) -> None:
         """Copy the small files of the cell's finished final runs into the archive (idempotent)."""

@@ -4,8 +4,9 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     name: table1_mnist
     dataset: mnist
     fractions: [0.001, 0.002]              # paired fractions (0.002 = 0.2 %)
-    models:                                # label -> study file, or {study: FILE, set: {key: value}};
-                                           # LABEL/variant names a variant of a model (an ablation)
+    models:                                # label -> study file, or {study: FILE, set: {key: value},
+                                           # final: {key: value}}; LABEL/variant names a variant of a
+                                           # model (an ablation)
       DMVAE_disc: tune/studies/dmvae_mnist.yaml
       MVAE: tune/studies/mvae_mnist.yaml
     tuning_seed: 10                        # the searches' data seed; never one of final_seeds
@@ -15,6 +16,9 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     final: {train.epochs: 50}              # run config overrides of the final runs
     cells:                                 # optional, per cell: {study: {...}, set: {...}, final: {...}}
       "DMVAE_disc@0.1": {study: {num_samples: 24}}
+    share_cells_with: [table1_mnist]       # optional: a cell defined exactly as one of these tables' cells
+                                           # (name, study, settings; its final seeds include
+                                           # ours) is taken from its results
 
 Every mistake is a one-line `UserError`.
 """
@@ -31,7 +35,7 @@ from tune.study import REPO, Study, load_study
 
 FIELDS = (
     "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
-    "cells", "note",
+    "cells", "share_cells_with", "note",
 )  # fmt: skip
 
 
@@ -71,6 +75,20 @@ class Table:
     val_labels: int | None
     cells: list[Cell] = field(default_factory=list)
     note: str = ""
+    share_cells_with: list[Path] = field(default_factory=list)  # table files whose equal cells are reused
+
+    def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
+        """The cell of `other` that is `cell` exactly (same name, study and settings, and final seeds that
+        include this table's), or None."""
+        for candidate in other.cells:
+            same = (
+                candidate.name == cell.name and candidate.study_file.resolve() == cell.study_file.resolve()
+                and candidate.overrides == cell.overrides and candidate.final_overrides == cell.final_overrides
+                and set(self.final_seeds) <= set(other.final_seeds) and other.dataset == self.dataset
+            )  # fmt: skip
+            if same:
+                return candidate
+        return None
 
     def select(self, patterns: list[str] | None) -> list[Cell]:
         """The cells whose names match one of the patterns (fnmatch style: 'DMVAE_disc@*'); all if none."""
@@ -134,9 +152,13 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
         final_seeds=seeds,
         val_labels=val_labels,
         note=str(values.get("note", "")),
+        share_cells_with=[_table_file(name) for name in _names(values.get("share_cells_with"))],
     )
     for label, spec in models.items():
         spec = {"study": spec} if isinstance(spec, str) else _mapping(spec, f"models.{label}")
+        unknown = sorted(set(spec) - {"study", "set", "final"})
+        if unknown:
+            raise UserError(f"models.{label}: unknown key {unknown[0]!r}; a model takes study, set and final")
         study_file = _study_file(spec.get("study"), label)
         for fraction in fractions:
             cell = Cell(label, float(fraction), study_file, [], [])
@@ -149,7 +171,11 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
             fields = study_fields | _mapping(extra.get("study"), f"cells.{cell.name}.study")
             cell.overrides = [f"{key}={_yaml(value)}" for key, value in run_set.items()]
             cell.overrides += [f"study.{key}={_yaml(value)}" for key, value in fields.items()]
-            final_set = final | _mapping(extra.get("final"), f"cells.{cell.name}.final")
+            final_set = (
+                final
+                | _mapping(spec.get("final"), f"models.{label}.final")
+                | _mapping(extra.get("final"), f"cells.{cell.name}.final")
+            )
             cell.final_overrides = [f"{key}={_yaml(value)}" for key, value in final_set.items()]
             cell.study()  # every cell's study must load: errors now, not hours into the table
             table.cells.append(cell)
@@ -157,6 +183,23 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     if unknown_cells:
         raise UserError(f"cells: {unknown_cells[0]!r} is not a cell of this table (names: MODEL@PERCENT)")
     return table
+
+
+def _names(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise UserError("share_cells_with must be a list of table names (e.g. [table1_mnist]) or files")
+    return value
+
+
+def _table_file(name: str) -> Path:
+    """A table named by its file (relative to the repository) or by its name in tune/tables/."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else Path("tune/tables") / f"{name}.yaml"
+    path = path if path.is_absolute() else REPO / path
+    if not path.is_file():
+        raise UserError(f"share_cells_with: no table {name} ({path} does not exist)")
+    return path
 
 
 def _study_file(value: Any, label: str) -> Path:

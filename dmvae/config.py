@@ -142,6 +142,10 @@ class ObjectiveConfig(BaseConfig):
 @dataclass
 class TrainConfig(BaseConfig):
     epochs: int = 30
+    # stop once the validation accuracy has not improved for this many epochs (0: train all `epochs`); the
+    # best-validation weights are kept either way, so this only saves the epochs that could not be selected
+    # unless a later one beat a long plateau
+    patience: int = 0
     batch_size: int = 100
     lr: float = 1e-3
     schedule: str = "mixed"  # authors | mixed
@@ -221,6 +225,10 @@ class RunConfig(BaseConfig):
                 f"objective.kl_anneal_epochs must be a whole number >= 0, got {o.kl_anneal_epochs!r}"
             )
         _positive_int("train.epochs", t.epochs)
+        if not isinstance(t.patience, int) or isinstance(t.patience, bool) or t.patience < 0:
+            raise UserError(
+                f"train.patience must be a whole number of epochs >= 0 (0: no early stopping), got {t.patience!r}"
+            )
         _positive_int("train.batch_size", t.batch_size)
         _positive("train.lr", t.lr)
         _choice("train.schedule", t.schedule, SCHEDULES)

@@ -58,6 +58,15 @@ def test_cells_carry_the_protocol():
     assert [cell.name for cell in table.select(["*@10"])] == ["DMVAE_disc@10"]
 
 
+def test_final_overrides_layer_table_then_model_then_cell():
+    models = {"DMVAE_disc": tiny_table()["models"]["DMVAE_disc"] | {"final": {"train.patience": 15}}}
+    cells = {"DMVAE_disc@10": {"final": {"train.patience": 5}}}
+    table = table_from_dict(tiny_table(models=models, cells=cells))
+    five, ten = table.cells
+    assert "train.patience=15" in five.final_overrides and "train.epochs=1" in five.final_overrides
+    assert "train.patience=5" in ten.final_overrides and "train.patience=15" not in ten.final_overrides
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -68,12 +77,24 @@ def test_cells_carry_the_protocol():
         ({"cells": {"MVAE@5": {}}}, "'MVAE@5' is not a cell of this table"),
         ({"study": {"num_samples": 0}}, "num_samples must be >= 1"),
         ({"colour": 1}, "unknown table field 'colour'"),
+        ({"models": {"MVAE": {"study": "tune/studies/mvae_mnist.yaml", "fnal": {}}}}, "unknown key 'fnal'"),
     ],
 )
 def test_bad_tables_are_one_line_errors(changes, message):
     with pytest.raises(UserError, match=message) as error:
         table_from_dict(tiny_table(**changes))
     assert "\n" not in str(error.value)
+
+
+def test_a_cell_is_shared_only_when_defined_exactly_alike(tmp_path):
+    table = table_from_dict(tiny_table())
+    same = table_from_dict(tiny_table(name="same"))
+    assert table.shared_cell(table.cells[1], same).name == "DMVAE_disc@10"
+    assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(final_seeds=[1, 0, 2]))) is not None
+    for changes in ({"val_labels": 100}, {"final_seeds": [0, 5]}, {"final": {"train.epochs": 2}}):
+        assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(**changes))) is None, changes
+    with pytest.raises(UserError, match="share_cells_with: no table nope"):
+        table_from_dict(tiny_table(share_cells_with=["nope"]))
 
 
 def test_unknown_cell_pattern_is_an_error():
@@ -90,7 +111,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     table = tmp_path / "tiny.yaml"
     table.write_text(yaml.safe_dump(tiny_table()))
     out = tmp_path / "out"
-    results = tmp_path / "results"
+    results = tmp_path / "results" / "tiny"
     # The first cell alone, then the whole table: the second cell's study is warm-started from the first.
     assert (
         main(
@@ -152,6 +173,17 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert read_rows(results) == rows
+    # Another table that shares the cell (as Table 8 shares Table 1's) takes it from tiny's results.
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.1], share_cells_with=[str(table)])))
+    other_args = ["--out", str(tmp_path / "out-other"), "--results", str(tmp_path / "results" / "other")]
+    assert main(["reproduce", str(other), *other_args]) == 0
+    assert "taken from tiny" in capsys.readouterr().out
+    assert not (tmp_path / "out-other" / "studies").exists()  # nothing tuned or trained
+    taken = read_rows(tmp_path / "results" / "other")
+    assert [(row["cell"], row["test_accuracy"]) for row in taken] == [
+        (row["cell"], row["test_accuracy"]) for row in rows if row["cell"] == "DMVAE_disc@10"
+    ]
 
 
 def test_readme_results_section_is_generated_from_the_csvs(tmp_path):

@@ -291,3 +291,29 @@ def test_a_huge_learning_rate_raises_training_diverged(synthetic_splits) -> None
     config = tiny_config(model={"shared": "gaussian", "shared_dim": 4}, train={"epochs": 3, "lr": 1e30})
     with pytest.raises(TrainingDiverged):
         Trainer(config, splits=synthetic_splits(), progress=None).fit()
+
+
+@pytest.mark.parametrize("patience, epochs, stopped", [(0, 6, False), (2, 4, True), (4, 6, False)])
+def test_patience_stops_once_validation_accuracy_stops_improving(
+    patience: int, epochs: int, stopped: bool, synthetic_splits, monkeypatch
+) -> None:
+    config = tiny_config(train={"epochs": 6, "patience": patience})
+    trainer = Trainer(config, splits=synthetic_splits(), progress=None)
+    scripted = [0.5, 0.7, 0.6, 0.7, 0.65, 0.69]  # by epoch: best at 2; a tie (epoch 4) is no improvement
+    evaluate = trainer.evaluate
+
+    def scripted_val(split: str = "val") -> dict[str, float]:
+        scores = evaluate(split)
+        return scores | {"accuracy": scripted[trainer.epoch - 1]} if split == "val" else scores
+
+    monkeypatch.setattr(trainer, "evaluate", scripted_val)
+    final = trainer.fit()
+    assert (final["epochs"], final["best_epoch"], final["stopped_early"]) == (epochs, 2, stopped)
+    assert len(trainer.history) == epochs
+
+
+def test_negative_patience_is_a_one_line_error() -> None:
+    from dmvae.errors import UserError
+
+    with pytest.raises(UserError, match="train.patience must be a whole number"):
+        tiny_config(train={"patience": -1})

@@ -78,6 +78,11 @@ class Progress(Callback):
                 f", coherence {final['test_coherence']:.4f} (classifier's own test accuracy "
                 f"{final['coherence_classifier_accuracy']:.4f})"
             )
+        if final.get("stopped_early"):
+            self.write(
+                f"stopped early: no better validation accuracy for {trainer.config.train.patience} epochs "
+                f"(train.patience)"
+            )
         self.write(
             f"done: {trainer.epoch} epochs in {trainer.seconds:.1f} s; best val accuracy "
             f"{trainer.best_score:.4f} (epoch {trainer.best_epoch}){test}"

@@ -205,7 +205,7 @@ class Trainer:
         self.prepare_coherence_classifier()  # before training: a corrupt cached classifier stops the run now
         for callback in self.callbacks:
             callback.on_fit_start(self)
-        while self.epoch < config.train.epochs:
+        while self.epoch < config.train.epochs and not self.out_of_patience():
             start = time.perf_counter()
             metrics = self.train_epoch()
             self.epoch += 1
@@ -225,6 +225,11 @@ class Trainer:
             callback.on_fit_end(self, final)
         return final
 
+    def out_of_patience(self) -> bool:
+        """train.patience epochs have passed since the best validation accuracy."""
+        patience = self.config.train.patience
+        return bool(patience) and self.best_state is not None and self.epoch - self.best_epoch >= patience
+
     def select_on_validation(self) -> dict[str, float]:
         """Validation scores of the current weights; keep them if their accuracy is the best so far."""
         scores = self.evaluate("val")
@@ -240,6 +245,7 @@ class Trainer:
             "seconds": round(self.seconds, 3),
             "seconds_per_epoch": round(self.seconds / max(self.epoch, 1), 3),
             "best_epoch": self.best_epoch,
+            "stopped_early": self.epoch < self.config.train.epochs,
             "precision": self.precision,
             "val_labels": len(self.splits.val),  # the labelled examples model selection looked at
         }
