@@ -44,7 +44,8 @@ def write_report(paths: list[str | Path], out_dir: str | Path, argv: list[str] |
         _what_was_run(argv, runs, experiments, run_dirs + experiment_dirs, time.perf_counter() - started)
     )
     path = out / "report.md"
-    path.write_text("\n".join(part.rstrip() + "\n" for part in parts if part))
+    text = "\n".join(part.rstrip() + "\n" for part in parts if part)
+    path.write_text(text.replace(f"{Path.cwd().resolve()}/", ""))  # paths under the current folder: relative
     return path
 
 

@@ -133,7 +133,9 @@ class Reproduction:
             if other.name == self.table.name:
                 continue
             if self.table.shared_cell(cell, other) is None:
-                self.say(f"  {other.name} defines {cell.name} otherwise (study, settings or seeds): not shared")
+                self.say(
+                    f"  {other.name} defines {cell.name} otherwise (study, settings or seeds): not shared"
+                )
                 continue
             source = self.results.parent / other.name / "cells" / cell.folder
             finals = source / FINAL
@@ -159,6 +161,7 @@ class Reproduction:
                 if (source / name).is_file():
                     (target / name).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(source / name, target / name)
+            unpin_data_root(target / "config.yaml")
 
     def tune(self, cell: Cell) -> None:
         from tune import runner
@@ -221,6 +224,7 @@ class Reproduction:
         if not best:
             raise UserError(f"cell {cell.name}: no trial of its study reported {experiment.study.metric}")
         export_best(experiment, self.archive(cell) / BEST)
+        unpin_data_root(self.archive(cell) / BEST)
         with (self.archive(cell) / "trials.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["number", "state", "epochs", experiment.study.metric, "params"])
@@ -348,7 +352,8 @@ class Reproduction:
             inputs += [p for p in (study, finals) if (p / "study.yaml").is_file() or p.is_dir()]
         if not inputs:
             return self.results / RESULTS
-        path = write_report(inputs, self.results / "report", argv=["reproduce", str(self.out)])
+        report = self.results / "report"
+        path = write_report(inputs, report, argv=[*map(_shown, inputs), "--out", _shown(report)])
         self.say(f"report: {path}")
         return path
 
@@ -363,6 +368,27 @@ def importances(experiment) -> dict[str, float]:
     except (ValueError, RuntimeError):  # fewer than two complete trials, or a single parameter value
         return {}
     return {key: round(float(value), 4) for key, value in values.items()}
+
+
+def unpin_data_root(path: Path) -> None:
+    """Drop the absolute data root that a study pins into its configs (so that Ray workers find the data)
+    from an archived config when it is the default one, and show other paths under the current folder
+    relative to it: the committed files name no machine's paths and rerun from any checkout."""
+    from dmvae.data import default_root
+
+    if not path.is_file():
+        return
+    text = path.read_text()
+    pinned = f"root: {default_root().resolve()}\n"
+    path.write_text(text.replace(pinned, "root: null\n").replace(f"{Path.cwd().resolve()}/", ""))
+
+
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the current folder when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _round(value: Any) -> float | None:

@@ -107,7 +107,9 @@ def read_rows(out: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
+def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DMVAE_DATA", str(default_root().resolve()))
+    monkeypatch.chdir(tmp_path)  # the committed files show paths under the current folder relative to it
     table = tmp_path / "tiny.yaml"
     table.write_text(yaml.safe_dump(tiny_table()))
     out = tmp_path / "out"
@@ -151,6 +153,11 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys):
 
     report = (results / "report" / "report.md").read_text()
     assert "DMVAE_disc" in report and "| 5 % |" in report
+    assert str(tmp_path) not in report and "results/tiny/cells/DMVAE_disc@5/final/seed-0" in report
+    archived_config = yaml.safe_load(
+        (results / "cells" / "DMVAE_disc@5" / "final" / "seed-0" / "config.yaml").read_text()
+    )
+    assert archived_config["data"]["root"] is None  # the pinned default data root is not committed
     # Resume: a lost final run is trained again; nothing else is.
     done = {p: p.stat().st_mtime_ns for p in out.glob("final/*/seed-*/final.json")}
     assert len(done) == 4
