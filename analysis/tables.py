@@ -83,7 +83,8 @@ class Table:
         for candidate in other.cells:
             same = (
                 candidate.name == cell.name and candidate.study_file.resolve() == cell.study_file.resolve()
-                and candidate.overrides == cell.overrides and candidate.final_overrides == cell.final_overrides
+                and candidate.overrides == cell.overrides
+                and candidate.final_overrides == cell.final_overrides
                 and set(self.final_seeds) <= set(other.final_seeds) and other.dataset == self.dataset
             )  # fmt: skip
             if same:

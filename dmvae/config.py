@@ -227,7 +227,8 @@ class RunConfig(BaseConfig):
         _positive_int("train.epochs", t.epochs)
         if not isinstance(t.patience, int) or isinstance(t.patience, bool) or t.patience < 0:
             raise UserError(
-                f"train.patience must be a whole number of epochs >= 0 (0: no early stopping), got {t.patience!r}"
+                f"train.patience must be a whole number of epochs >= 0 (0: no early stopping), "
+                f"got {t.patience!r}"
             )
         _positive_int("train.batch_size", t.batch_size)
         _positive("train.lr", t.lr)

@@ -55,6 +55,21 @@ def test_stopped_trials_reach_optuna_as_pruned_at_their_epoch(tmp_path):
     assert trials[1].value == 0.4  # Optuna keeps the value the trial reached, at the epoch it reached
 
 
+def test_a_resumed_trial_repeating_epochs_tells_each_epoch_once(tmp_path, recwarn):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = searcher(tmp_path, max_epochs=4)
+    search.suggest("a")
+    report(search, "a", [0.3, 0.5, 0.6])  # epochs 1-2 told, then the driver died
+    last = report(search, "a", [0.3, 0.45, 0.55, 0.7])  # resumed from epoch 1: 2 told again
+    search.on_trial_complete("a", last)
+    (trial,) = search.study().get_trials(deepcopy=False)
+    assert trial.intermediate_values == {1: 0.3, 2: 0.5, 3: 0.55, 4: 0.7}
+    assert trial.state.name == "COMPLETE" and trial.value == 0.7
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
+
+
 def test_tpe_starts_after_the_studys_startup_trials(tmp_path):
     """With 2 startup trials, the third suggestion comes from TPE's model: it depends on the told values
     (two histories differing only in the values give different third points), which random search cannot."""

@@ -165,11 +165,14 @@ class StudySearcher(Searcher):
         return dict(values) if values is not None else dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.finished or trial_id not in self.numbers or self._finished_in_storage(trial_id):
-            return
         value = result.get(self.metric)
-        if isinstance(value, int | float):
-            self._trial(self.numbers[trial_id]).report(float(value), int(result["training_iteration"]))
+        if trial_id in self.finished or trial_id not in self.numbers or not isinstance(value, int | float):
+            return
+        number, step = self.numbers[trial_id], int(result["training_iteration"])
+        told = self._frozen(number)
+        # a trial resumed from its checkpoint repeats the epochs after it: each is told once, first value kept
+        if not told.state.is_finished() and step not in told.intermediate_values:
+            self._trial(number).report(float(value), step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
