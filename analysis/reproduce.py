@@ -124,29 +124,29 @@ class Reproduction:
         self.archive_finals(cell)
 
     def take_shared(self, cell: Cell) -> bool:
-        """Copy the cell from a table of `share_cells_with` that defines it exactly and has finished it (its
-        results folder beside this one: RESULTS/../<other table>); True when copied."""
+        """Copy the cell from a table of `share_cells_with` that defines it alike, under any name, and has
+        finished it (its results folder beside this one: RESULTS/../<other table>); True when copied."""
         from analysis.tables import load_table
 
         for path in self.table.share_cells_with:
             other = load_table(path)
             if other.name == self.table.name:
                 continue
-            if self.table.shared_cell(cell, other) is None:
-                self.say(
-                    f"  {other.name} defines {cell.name} otherwise (study, settings or seeds): not shared"
-                )
+            twin = self.table.shared_cell(cell, other)
+            if twin is None:
                 continue
-            source = self.results.parent / other.name / "cells" / cell.folder
+            source = self.results.parent / other.name / "cells" / twin.folder
             finals = source / FINAL
             if not all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds):
-                self.say(f"  {other.name} has not finished {cell.name} ({source}): running it here")
+                self.say(
+                    f"  {other.name} has not finished its {twin.name}, which is this cell: running it here"
+                )
                 continue
             shutil.copytree(source, self.archive(cell), dirs_exist_ok=True)
             state = self.cell_state(cell)
-            state["shared_from"] = other.name
+            state |= {"cell": cell.name, "shared_from": f"{other.name} {twin.name}"}
             self.save_state(cell, state)
-            self.say(f"  taken from {other.name}, which defines and has finished the same cell: {source}")
+            self.say(f"  taken from {other.name}'s {twin.name}, the same cell, finished there: {source}")
             return True
         return False
 

@@ -16,9 +16,9 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     final: {train.epochs: 50}              # run config overrides of the final runs
     cells:                                 # optional, per cell: {study: {...}, set: {...}, final: {...}}
       "DMVAE_disc@0.1": {study: {num_samples: 24}}
-    share_cells_with: [table1_mnist]       # optional: a cell defined exactly as one of these tables' cells
-                                           # (name, study, settings; its final seeds include
-                                           # ours) is taken from its results
+    share_cells_with: [table1_mnist]       # optional: a cell that one of these tables defines alike
+                                           # (study, settings, final settings; its final seeds
+                                           # include ours) is taken from its results
 
 Every mistake is a one-line `UserError`.
 """
@@ -78,15 +78,16 @@ class Table:
     share_cells_with: list[Path] = field(default_factory=list)  # table files whose equal cells are reused
 
     def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
-        """The cell of `other` that is `cell` exactly (same name, study and settings, and final seeds that
-        include this table's), or None."""
+        """The cell of `other` that computes exactly what `cell` does (same study file and settings, final
+        settings, and final seeds that include this table's), whatever its name; None when there is none."""
+        if other.dataset != self.dataset or not set(self.final_seeds) <= set(other.final_seeds):
+            return None
         for candidate in other.cells:
             same = (
-                candidate.name == cell.name and candidate.study_file.resolve() == cell.study_file.resolve()
+                candidate.study_file.resolve() == cell.study_file.resolve()
                 and candidate.overrides == cell.overrides
                 and candidate.final_overrides == cell.final_overrides
-                and set(self.final_seeds) <= set(other.final_seeds) and other.dataset == self.dataset
-            )  # fmt: skip
+            )
             if same:
                 return candidate
         return None

@@ -90,6 +90,10 @@ def test_a_cell_is_shared_only_when_defined_exactly_alike(tmp_path):
     table = table_from_dict(tiny_table())
     same = table_from_dict(tiny_table(name="same"))
     assert table.shared_cell(table.cells[1], same).name == "DMVAE_disc@10"
+    models = {"DMVAE_disc/again": tiny_table()["models"]["DMVAE_disc"]}  # another name, the same computation
+    assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(models=models))).name == (
+        "DMVAE_disc/again@10"
+    )
     assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(final_seeds=[1, 0, 2]))) is not None
     for changes in ({"val_labels": 100}, {"final_seeds": [0, 5]}, {"final": {"train.epochs": 2}}):
         assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(**changes))) is None, changes
@@ -185,7 +189,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.1], share_cells_with=[str(table)])))
     other_args = ["--out", str(tmp_path / "out-other"), "--results", str(tmp_path / "results" / "other")]
     assert main(["reproduce", str(other), *other_args]) == 0
-    assert "taken from tiny" in capsys.readouterr().out
+    assert "taken from tiny's DMVAE_disc@10" in capsys.readouterr().out
     assert not (tmp_path / "out-other" / "studies").exists()  # nothing tuned or trained
     taken = read_rows(tmp_path / "results" / "other")
     assert [(row["cell"], row["test_accuracy"]) for row in taken] == [
