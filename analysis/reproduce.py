@@ -232,6 +232,7 @@ class Reproduction:
                 writer.writerow([row.number, row.state, row.epochs, row.metric, json.dumps(row.params)])
         state = self.cell_state(cell)
         state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
+        state["study_seed"] = experiment.study.seed  # the TPE sampler's
         state["importance"] = importances(experiment)
         from analysis.load import experiment_info
 

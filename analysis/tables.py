@@ -12,7 +12,8 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     tuning_seed: 10                        # the searches' data seed; never one of final_seeds
     final_seeds: [0, 1, 2]
     val_labels: 1000                       # labelled validation examples that select models
-    study: {num_samples: 16, max_epochs: 20}   # study fields for every cell
+    study: {num_samples: 16, max_epochs: 20}   # study fields for every cell (the TPE seed: one per
+                                           # dataset, model and fraction unless set here)
     final: {train.epochs: 50}              # run config overrides of the final runs
     cells:                                 # optional, per cell: {study: {...}, set: {...}, final: {...}}
       "DMVAE_disc@0.1": {study: {num_samples: 24}}
@@ -25,6 +26,7 @@ Every mistake is a one-line `UserError`.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,11 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
                 "seed": tuning_seed, **_mapping(spec.get("set"), f"models.{label}.set"),
                 **_mapping(extra.get("set"), f"cells.{cell.name}.set"),
             }  # fmt: skip
-            fields = study_fields | _mapping(extra.get("study"), f"cells.{cell.name}.study")
+            # Each cell's sampler gets its own seed: with one seed for all, every cell's random startup
+            # trials were the same points, and a warm start from a neighbour repeated one of them. Variants
+            # of a model (an ablation) share their model's seed, so they differ in their variant only.
+            fields = {"seed": cell_seed(dataset, cell.label, cell.fraction)} | study_fields
+            fields |= _mapping(extra.get("study"), f"cells.{cell.name}.study")
             cell.overrides = [f"{key}={_yaml(value)}" for key, value in run_set.items()]
             cell.overrides += [f"study.{key}={_yaml(value)}" for key, value in fields.items()]
             final_set = (
@@ -185,6 +191,11 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     if unknown_cells:
         raise UserError(f"cells: {unknown_cells[0]!r} is not a cell of this table (names: MODEL@PERCENT)")
     return table
+
+
+def cell_seed(dataset: str, label: str, fraction: float) -> int:
+    """The TPE seed of a cell's study, stable across machines and sessions."""
+    return zlib.crc32(f"{dataset}/{label}@{fraction:g}".encode()) % 2**31
 
 
 def _names(value: Any) -> list[str]:

@@ -55,6 +55,17 @@ def test_cells_carry_the_protocol():
     config = table.cells[1].study().run_config()
     assert (config.seed, config.data.paired_fraction, config.data.val_labels) == (7, 0.1, 200)
     assert table.cells[0].study().num_samples == 2
+    seeds = [cell.study().seed for cell in table.cells]  # each cell's sampler draws its own startup points
+    assert seeds[0] != seeds[1] and seeds == [
+        cell.study().seed for cell in table_from_dict(tiny_table()).cells
+    ]
+    variants = {
+        "DMVAE_disc/a": tiny_table()["models"]["DMVAE_disc"],
+        "DMVAE_disc/b": tiny_table()["models"]["DMVAE_disc"],
+    }
+    a, _, b, _ = table_from_dict(tiny_table(models=variants)).cells
+    assert a.study().seed == b.study().seed == seeds[0]  # an ablation's variants differ in their variant only
+    assert table_from_dict(tiny_table(study={"seed": 3})).cells[1].study().seed == 3
     assert [cell.name for cell in table.select(["*@10"])] == ["DMVAE_disc@10"]
 
 
