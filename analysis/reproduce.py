@@ -97,7 +97,11 @@ class Reproduction:
         return self.out / STUDIES / cell.folder
 
     def done(self, cell: Cell) -> bool:
-        finals = self.archive(cell) / FINAL
+        return self.finished(self.archive(cell))
+
+    def finished(self, archive: Path) -> bool:
+        """The archived cell folder holds every final seed's final.json."""
+        finals = archive / FINAL
         return all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds)
 
     def run_cell(self, cell: Cell) -> None:
@@ -136,8 +140,7 @@ class Reproduction:
             if twin is None:
                 continue
             source = self.results.parent / other.name / "cells" / twin.folder
-            finals = source / FINAL
-            if not all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds):
+            if not self.finished(source):
                 self.say(
                     f"  {other.name} has not finished its {twin.name}, which is this cell: running it here"
                 )
@@ -354,7 +357,7 @@ class Reproduction:
         if not inputs:
             return self.results / RESULTS
         report = self.results / "report"
-        path = write_report(inputs, report, argv=[*map(_shown, inputs), "--out", _shown(report)])
+        path = write_report(inputs, report, argv=[*map(str, inputs), "--out", str(report)])
         self.say(f"report: {path}")
         return path
 
@@ -382,14 +385,6 @@ def unpin_data_root(path: Path) -> None:
     text = path.read_text()
     pinned = f"root: {default_root().resolve()}\n"
     path.write_text(text.replace(pinned, "root: null\n").replace(f"{Path.cwd().resolve()}/", ""))
-
-
-def _shown(path: Path) -> str:
-    """A path as the report shows it: relative to the current folder when under it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _round(value: Any) -> float | None:
