@@ -146,6 +146,11 @@ class TrainConfig(BaseConfig):
     # best-validation weights are kept either way, so this only saves the epochs that could not be selected
     # unless a later one beat a long plateau
     patience: int = 0
+    # initialisations tried: each trains `restart_epochs` epochs and the run goes on from the one with the
+    # best validation accuracy (1: the run's own initialisation only); a guard against an initialisation
+    # whose categorical shared latent merges two classes, which more epochs do not undo
+    restarts: int = 1
+    restart_epochs: int = 5
     batch_size: int = 100
     lr: float = 1e-3
     schedule: str = "mixed"  # authors | mixed
@@ -230,6 +235,8 @@ class RunConfig(BaseConfig):
                 f"train.patience must be a whole number of epochs >= 0 (0: no early stopping), "
                 f"got {t.patience!r}"
             )
+        _positive_int("train.restarts", t.restarts)
+        _positive_int("train.restart_epochs", t.restart_epochs)
         _positive_int("train.batch_size", t.batch_size)
         _positive("train.lr", t.lr)
         _choice("train.schedule", t.schedule, SCHEDULES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,11 @@ from dmvae.training.schedules import make_schedule
 
 if TYPE_CHECKING:
     from dmvae.evaluation.coherence import CoherenceClassifier
+
+
+def restart_seed(seed: int, restart: int) -> int:
+    """The seed of restart r > 0 of a run with `seed` (train.restarts)."""
+    return zlib.crc32(f"{seed}/restart-{restart}".encode())
 
 
 class TrainingDiverged(RuntimeError):
@@ -123,6 +129,7 @@ class Trainer:
         self.best_state: dict | None = None
         self.history: list[dict] = []
         self.seconds = 0.0
+        self.restarts: dict = {}  # with train.restarts > 1: each restart's validation accuracy, the kept one
 
     def _resolved(self, config: RunConfig) -> RunConfig:
         """The config with every default made explicit (architecture, per-modality values, eval roles)."""
@@ -205,25 +212,66 @@ class Trainer:
         self.prepare_coherence_classifier()  # before training: a corrupt cached classifier stops the run now
         for callback in self.callbacks:
             callback.on_fit_start(self)
+        if self.epoch == 0 and config.train.restarts > 1:
+            self.choose_initialisation()
+            for metrics in self.history:
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, metrics["epoch"], metrics)
         while self.epoch < config.train.epochs and not self.out_of_patience():
-            start = time.perf_counter()
-            metrics = self.train_epoch()
-            self.epoch += 1
-            if self.epoch % config.eval.every == 0 or self.epoch == config.train.epochs:
-                metrics |= {f"val/{key}": value for key, value in self.select_on_validation().items()}
-            seconds = time.perf_counter() - start
-            self.seconds += seconds
-            metrics |= {
-                "epoch": self.epoch, "seconds": seconds, "val/best_accuracy": self.best_score,
-                "best_epoch": self.best_epoch,
-            }  # fmt: skip
-            self.history.append(metrics)
+            metrics = self.run_epoch(last=config.train.epochs)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, self.epoch, metrics)
         final = self.finish()
         for callback in self.callbacks:
             callback.on_fit_end(self, final)
         return final
+
+    def run_epoch(self, last: int) -> dict:
+        """Train one epoch, validate (every eval.every epochs and at epoch `last`), record its metrics."""
+        start = time.perf_counter()
+        metrics = self.train_epoch()
+        self.epoch += 1
+        if self.epoch % self.config.eval.every == 0 or self.epoch == last:
+            metrics |= {f"val/{key}": value for key, value in self.select_on_validation().items()}
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
+        metrics |= {
+            "epoch": self.epoch, "seconds": seconds, "val/best_accuracy": self.best_score,
+            "best_epoch": self.best_epoch,
+        }  # fmt: skip
+        self.history.append(metrics)
+        return metrics
+
+    def choose_initialisation(self) -> None:
+        """train.restarts initialisations (restart 0 is the run's own; restart r draws its weights and batch
+        order from restart_seed(seed, r)), each trained train.restart_epochs epochs; the run goes on from the
+        one with the best validation accuracy. The others' epochs count in `seconds`, not in the history."""
+        train = self.config.train
+        epochs = min(train.restart_epochs, train.epochs)
+        start = copy.deepcopy(self.state_dict())
+        kept, scores, seconds = None, [], 0.0
+        for restart in range(train.restarts):
+            self.load_state_dict(copy.deepcopy(start))
+            if restart:
+                torch.manual_seed(restart_seed(self.config.seed, restart))
+                self.model.load_state_dict(build_model(self.config, self.splits.specs).state_dict())
+                self.generator.manual_seed(restart_seed(self.config.seed, restart))
+            while self.epoch < epochs:
+                self.run_epoch(last=epochs)
+            seconds += self.seconds
+            scores.append(self.best_score)
+            if self.progress is not None:
+                self.progress(
+                    f"restart {restart + 1}/{train.restarts}: best val acc {self.best_score:.4f} "
+                    f"after {epochs} epochs"
+                )
+            if kept is None or self.best_score > scores[kept[0]]:
+                kept = (restart, copy.deepcopy(self.state_dict()))
+        self.load_state_dict(kept[1])
+        self.seconds = seconds
+        self.restarts = {"restart_val_accuracy": scores, "restart_kept": kept[0]}
+        if self.progress is not None:
+            self.progress(f"kept restart {kept[0] + 1} (train.restarts); its first {epochs} epochs:")
 
     def out_of_patience(self) -> bool:
         """train.patience epochs have passed since the best validation accuracy."""
@@ -248,7 +296,7 @@ class Trainer:
             "stopped_early": self.epoch < self.config.train.epochs,
             "precision": self.precision,
             "val_labels": len(self.splits.val),  # the labelled examples model selection looked at
-        }
+        } | self.restarts
         if self.splits.test is None:
             return final | {"val_best_accuracy": self.best_score}
         final |= {f"test_{key}_last": value for key, value in self.evaluate("test").items()}
@@ -307,6 +355,7 @@ class Trainer:
             "best_state": self.best_state,
             "history": self.history,
             "seconds": self.seconds,
+            "restarts": self.restarts,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "generator": self.generator.get_state(),
@@ -327,6 +376,7 @@ class Trainer:
             state["best_epoch"],
         )
         self.best_state, self.history, self.seconds = state["best_state"], state["history"], state["seconds"]
+        self.restarts = state.get("restarts", {})
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
