@@ -360,7 +360,7 @@ def test_restarts_go_on_from_the_best_validated_initialisation(
     written = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [metrics["epoch"] for metrics in written] == [1, 2, 3, 4]
     assert final["seconds"] > sum(metrics["seconds"] for metrics in trainer.history)
-    assert any(f"kept restart {kept + 1}" in line for line in lines)
+    assert any(f"kept restart {kept} " in line for line in lines)
     same = all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), trainer.model.parameters()))
     # restart 0 is the run's own initialisation and batch order: kept, the run is the plain one
     assert same == (kept == 0)

@@ -262,7 +262,7 @@ class Trainer:
             scores.append(self.best_score)
             if self.progress is not None:
                 self.progress(
-                    f"restart {restart + 1}/{train.restarts}: best val acc {self.best_score:.4f} "
+                    f"restart {restart}/{train.restarts - 1}: best val acc {self.best_score:.4f} "
                     f"after {epochs} epochs"
                 )
             if kept is None or self.best_score > scores[kept[0]]:
@@ -271,7 +271,7 @@ class Trainer:
         self.seconds = seconds
         self.restarts = {"restart_val_accuracy": scores, "restart_kept": kept[0]}
         if self.progress is not None:
-            self.progress(f"kept restart {kept[0] + 1} (train.restarts); its first {epochs} epochs:")
+            self.progress(f"kept restart {kept[0]} (train.restarts); its first {epochs} epochs:")
 
     def out_of_patience(self) -> bool:
         """train.patience epochs have passed since the best validation accuracy."""
