@@ -153,6 +153,7 @@ class TrainConfig(BaseConfig):
     restart_epochs: int = 5
     batch_size: int = 100
     lr: float = 1e-3
+    augment_shift: int = 0  # training images move by up to this many pixels, each its own way (0: off)
     schedule: str = "mixed"  # authors | mixed
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
     checkpoint_every: int = 1  # epochs between checkpoints (0: only the last)
@@ -238,6 +239,10 @@ class RunConfig(BaseConfig):
         _positive_int("train.restarts", t.restarts)
         _positive_int("train.restart_epochs", t.restart_epochs)
         _positive_int("train.batch_size", t.batch_size)
+        if isinstance(t.augment_shift, bool) or not isinstance(t.augment_shift, int) or t.augment_shift < 0:
+            raise UserError(
+                f"train.augment_shift must be a whole number of pixels >= 0, got {t.augment_shift!r}"
+            )
         _positive("train.lr", t.lr)
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)

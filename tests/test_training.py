@@ -361,7 +361,9 @@ def test_restarts_go_on_from_the_best_validated_initialisation(
     assert [metrics["epoch"] for metrics in written] == [1, 2, 3, 4]
     assert final["seconds"] > sum(metrics["seconds"] for metrics in trainer.history)
     assert any(f"kept restart {kept} " in line for line in lines)
-    same = all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), trainer.model.parameters()))
+    same = all(
+        torch.equal(a, b) for a, b in zip(plain.model.parameters(), trainer.model.parameters(), strict=True)
+    )
     # restart 0 is the run's own initialisation and batch order: kept, the run is the plain one
     assert same == (kept == 0)
     if kept == 0:
@@ -378,7 +380,9 @@ def test_a_run_with_restarts_resumes_after_them_and_repeats_itself(synthetic_spl
         if epoch == 2:
             raise Interrupted
 
-    first = Trainer(config, out_dir=tmp_path, splits=splits, progress=None, hooks=[interrupt_after_second_epoch])
+    first = Trainer(
+        config, out_dir=tmp_path, splits=splits, progress=None, hooks=[interrupt_after_second_epoch]
+    )
     with pytest.raises(Interrupted):
         first.fit()
     resumed = Trainer(config, out_dir=tmp_path, splits=splits, progress=None)

@@ -22,6 +22,7 @@ from dmvae.data import DatasetSplits, default_root, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
+from dmvae.training.augment import random_shift
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from dmvae.training.schedules import make_schedule
@@ -164,6 +165,12 @@ class Trainer:
             for part in step:
                 names = model.names if part.paired else [first]
                 batch = train.batch(part.index, names)
+                if config.train.augment_shift:
+                    for name in names:
+                        if model.specs[name].kind == "image":
+                            batch[name] = random_shift(
+                                batch[name], config.train.augment_shift, self.generator
+                            )
                 loss, terms = self.loss_fn(batch, sizes[part.paired], kl_weight)
                 weight = 1.0 if part.paired else config.objective.unpaired_weight
                 total = total + weight * loss

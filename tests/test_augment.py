@@ -1,0 +1,72 @@
+"""train.augment_shift: the random translation against a per-example reference, and its use in training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dmvae.training.augment import random_shift
+
+
+def shifted(image: torch.Tensor, down: int, right: int) -> torch.Tensor:
+    """Reference: `image` [C, H, W] moved down/right by whole pixels (negative: up/left), zeros behind."""
+    out = torch.zeros_like(image)
+    _, height, width = image.shape
+    rows_to, rows_from = (
+        slice(max(down, 0), height + min(down, 0)),
+        slice(max(-down, 0), height + min(-down, 0)),
+    )
+    cols_to, cols_from = (
+        slice(max(right, 0), width + min(right, 0)),
+        slice(max(-right, 0), width + min(-right, 0)),
+    )
+    out[:, rows_to, cols_to] = image[:, rows_from, cols_from]
+    return out
+
+
+@pytest.mark.parametrize("shift", [1, 2])
+def test_each_image_moves_by_its_own_offset_within_the_bound(shift: int) -> None:
+    images = torch.rand(256, 2, 7, 9)
+    moved = random_shift(images, shift, torch.Generator().manual_seed(0))
+    offsets = torch.randint(0, 2 * shift + 1, (2, 256), generator=torch.Generator().manual_seed(0)) - shift
+    seen = set()
+    for i in range(256):
+        # an offset o in the padded frame shows the image moved by -o
+        down, right = -int(offsets[0, i]), -int(offsets[1, i])
+        assert torch.equal(moved[i], shifted(images[i], down, right)), (i, down, right)
+        seen.add((down, right))
+    assert len(seen) == (2 * shift + 1) ** 2  # 256 draws cover every offset of the window
+
+
+def test_no_shift_is_the_identity_and_the_same_generator_repeats() -> None:
+    images = torch.rand(8, 1, 5, 5)
+    assert random_shift(images, 0, torch.Generator().manual_seed(0)) is images
+    first = random_shift(images, 2, torch.Generator().manual_seed(3))
+    assert torch.equal(first, random_shift(images, 2, torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, random_shift(images, 2, torch.Generator().manual_seed(4)))
+
+
+def test_training_with_shifts_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
+    from test_training import tiny_config, without_timing
+
+    from dmvae.training import Trainer
+
+    splits = synthetic_splits(n_train=96, paired_fraction=0.5)
+    runs = []
+    for shift in (1, 1, 0):
+        trainer = Trainer(
+            tiny_config(train={"epochs": 1, "augment_shift": shift}), splits=splits, progress=None
+        )
+        trainer.fit()
+        runs.append(without_timing(trainer.history))
+    assert runs[0] == runs[1]
+    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
+
+
+def test_a_negative_shift_is_a_one_line_error() -> None:
+    from test_training import tiny_config
+
+    from dmvae.errors import UserError
+
+    with pytest.raises(UserError, match="train.augment_shift must be a whole number of pixels"):
+        tiny_config(train={"augment_shift": -1})
