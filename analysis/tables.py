@@ -13,7 +13,10 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     final_seeds: [0, 1, 2]
     val_labels: 1000                       # labelled validation examples that select models
     study: {num_samples: 16, max_epochs: 20}   # study fields for every cell (the TPE seed: one per
-                                           # dataset, model and fraction unless set here)
+                                           # dataset, model and fraction unless set here);
+                                           # space.<key>: {...} adds a dimension to every study's space
+    set: {train.augment_shift: 2}          # run config settings of every cell (a model's or a cell's
+                                           # own `set` wins); the finals inherit them from the study
     final: {train.epochs: 50}              # run config overrides of the final runs
     cells:                                 # optional, per cell: {study: {...}, set: {...}, final: {...}}
       "DMVAE_disc@0.1": {study: {num_samples: 24}}
@@ -37,7 +40,7 @@ from tune.study import REPO, Study, load_study
 
 FIELDS = (
     "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
-    "cells", "share_cells_with", "note",
+    "cells", "share_cells_with", "note", "set",
 )  # fmt: skip
 
 
@@ -149,6 +152,7 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     if not models:
         raise UserError("models must map model labels to study files")
     per_cell = _mapping(values.get("cells"), "cells")
+    table_set = _mapping(values.get("set"), "set")
     table = Table(
         name=str(values.get("name", default_name)),
         dataset=dataset,
@@ -169,7 +173,7 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
             extra = _mapping(per_cell.get(cell.name), f"cells.{cell.name}")
             run_set = {
                 "data.name": dataset, "data.paired_fraction": float(fraction), "data.val_labels": val_labels,
-                "seed": tuning_seed, **_mapping(spec.get("set"), f"models.{label}.set"),
+                "seed": tuning_seed, **table_set, **_mapping(spec.get("set"), f"models.{label}.set"),
                 **_mapping(extra.get("set"), f"cells.{cell.name}.set"),
             }  # fmt: skip
             # Each cell's sampler gets its own seed: with one seed for all, every cell's random startup

@@ -78,6 +78,16 @@ def test_final_overrides_layer_table_then_model_then_cell():
     assert "train.patience=5" in ten.final_overrides and "train.patience=15" not in ten.final_overrides
 
 
+def test_table_settings_reach_every_cell_under_model_and_cell_settings():
+    models = {"DMVAE_disc": tiny_table()["models"]["DMVAE_disc"] | {"set": {"train.lr": 0.002}}}
+    cells = {"DMVAE_disc@10": {"set": {"train.augment_shift": 1}}}
+    five, ten = table_from_dict(
+        tiny_table(models=models, cells=cells, set={"train.augment_shift": 2, "train.lr": 0.01})
+    ).cells
+    configs = [cell.study().run_config() for cell in (five, ten)]
+    assert [(c.train.augment_shift, c.train.lr) for c in configs] == [(2, 0.002), (1, 0.002)]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -106,7 +116,13 @@ def test_a_cell_is_shared_only_when_defined_exactly_alike(tmp_path):
         "DMVAE_disc/again@10"
     )
     assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(final_seeds=[1, 0, 2]))) is not None
-    for changes in ({"val_labels": 100}, {"final_seeds": [0, 5]}, {"final": {"train.epochs": 2}}):
+    differ = (
+        {"val_labels": 100},
+        {"final_seeds": [0, 5]},
+        {"final": {"train.epochs": 2}},
+        {"set": {"train.lr": 0.01}},
+    )
+    for changes in differ:
         assert table.shared_cell(table.cells[1], table_from_dict(tiny_table(**changes))) is None, changes
     with pytest.raises(UserError, match="share_cells_with: no table nope"):
         table_from_dict(tiny_table(share_cells_with=["nope"]))

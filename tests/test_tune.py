@@ -67,6 +67,9 @@ def test_overrides_reach_base_or_study(tmp_path):
     assert (study.max_epochs, study.num_samples) == (3, 2)
     with pytest.raises(UserError, match="unknown config key"):
         load_study(path, ["train.nope=1"])
+    before = {param.key for param in study.space}
+    widened = load_study(path, ["study.space.train.augment_shift={type: int, low: 0, high: 3}"])
+    assert {param.key for param in widened.space} == before | {"train.augment_shift"}
 
 
 BAD_STUDIES = [

@@ -165,7 +165,8 @@ def lookup(values: dict, key: str) -> tuple[bool, Any]:
 
 # --- loading -------------------------------------------------------------------------------------------
 def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
-    """Read a study YAML; `overrides` are `key=value` strings: `study.<field>=...` or run config keys."""
+    """Read a study YAML; `overrides` are `key=value` strings: `study.<field>=...`, `study.space.<key>=...`
+    (one dimension of the space) or run config keys."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"study file {path} does not exist; see tune/studies/ for examples")
@@ -176,7 +177,11 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
         key = key.strip()
         if not sep or not key:
             raise UserError(f"--set expects key=value, got {assignment!r}")
-        if key.startswith("study."):
+        if key.startswith("study.space."):  # one dimension of the space, added or replaced
+            space = values.get("space")
+            space = dict(space) if isinstance(space, dict) else {}
+            values["space"] = space | {key.removeprefix("study.space."): parse_value(raw)}
+        elif key.startswith("study."):
             values[key.removeprefix("study.")] = parse_value(raw)
         else:
             values["set"] = {**_set_mapping(values.get("set")), key: parse_value(raw)}
