@@ -86,8 +86,12 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_section(results_root: Path) -> str:
-    """Every results/<table>/results.csv as a markdown table, with its table file and command."""
+def readme_section(results_root: Path, tables: Path | None = None) -> str:
+    """Every results/<table>/results.csv as a markdown table, with its table file, command and the table's
+    `note` (from `tables`, by default tune/tables/)."""
+    from tune.study import REPO
+
+    tables = tables if tables is not None else REPO / "tune" / "tables"
     parts = [START, ""]
     found = sorted(results_root.glob("*/results.csv"))
     if not found:
@@ -102,17 +106,28 @@ def readme_section(results_root: Path) -> str:
             "Evaluation, clf = the coherence classifier's own test accuracy; tuning s: the study's trial "
             f"seconds; every number is in [{path}]({path}); cells not listed are not run yet)\n"
         )
+        note = _table_note(tables / f"{name}.yaml")
+        if note:
+            parts.append(note + "\n")
         parts.append(markdown(rows))
     parts.append(END)
     return "\n".join(parts) + "\n"
 
 
-def update_readme(readme: Path, results_root: Path) -> None:
+def _table_note(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    from dmvae.config import read_yaml_mapping
+
+    return " ".join(str(read_yaml_mapping(path, "table file").get("note", "")).split())
+
+
+def update_readme(readme: Path, results_root: Path, tables: Path | None = None) -> None:
     """Replace the text between the markers (appended at the end when the README has none)."""
     from dmvae.errors import UserError
 
     text = readme.read_text()
-    section = readme_section(results_root)
+    section = readme_section(results_root, tables)
     if START in text and END in text:
         before, rest = text.split(START, 1)
         after = rest.split(END, 1)[1]

@@ -237,12 +237,16 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     (results / "results.csv").write_text(header + "".join(rows))
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\ntext\n{START}\nold\n{END}\ntail\n")
-    update_readme(readme, tmp_path / "results")
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "t1.yaml").write_text("name: t1\nnote: >\n  What sets this\n  table apart.\n")
+    update_readme(readme, tmp_path / "results", tables)
     text = readme.read_text()
+    assert "\nWhat sets this table apart.\n" in text
     assert "old" not in text and text.startswith("# title") and text.endswith("tail\n")
     assert "`dmvae reproduce tune/tables/t1.yaml`" in text
     assert "| DMVAE_disc@0.2 | 0.2 % | DMVAE_disc | 0 1 | 0.850 ± 0.071 | 0.917 | -0.067 |" in text
-    update_readme(readme, tmp_path / "results")
+    update_readme(readme, tmp_path / "results", tables)
     assert readme.read_text() == text  # idempotent
     readme.write_text(f"# title\n{START}\n")
     with pytest.raises(UserError, match="one results marker"):
