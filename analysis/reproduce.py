@@ -107,6 +107,13 @@ class Reproduction:
     def run_cell(self, cell: Cell) -> None:
         if self.done(cell):
             self.say(f"  finished earlier: {self.archive(cell)}")
+            ran = self.cell_state(cell).get("final_overrides")
+            if ran is not None and ran != cell.final_overrides:
+                self.say(
+                    f"  warning: its finals ran with {' '.join(ran) or 'no settings'}, but the table now says "
+                    f"{' '.join(cell.final_overrides) or 'none'}; to rerun them, delete "
+                    f"{self.archive(cell) / FINAL} and {self.out / FINAL / cell.folder}"
+                )
             return
         if self.take_shared(cell):
             return
@@ -254,7 +261,8 @@ class Reproduction:
         folder.mkdir(parents=True, exist_ok=True)
         if "final_commit" not in state:
             state["final_commit"] = commit()
-            self.save_state(cell, state)
+        state["final_overrides"] = cell.final_overrides
+        self.save_state(cell, state)
         _, summary = run_final(
             self.archive(cell) / BEST,
             seeds,

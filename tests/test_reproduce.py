@@ -211,6 +211,14 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert read_rows(results) == rows
+    # The table's final settings changed since: the finished cells say so and are not trained again.
+    changed = tmp_path / "changed.yaml"
+    final = tiny_table()["final"] | {"train.patience": 3}
+    changed.write_text(yaml.safe_dump(tiny_table(final=final)))
+    assert main(["reproduce", str(changed), "--out", str(out), "--results", str(results)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("warning: its finals ran with") == 2 and "train.patience=3" in printed
+    assert read_rows(results) == rows and not (out / "final").exists()
     # Another table that shares the cell (as Table 8 shares Table 1's) takes it from tiny's results.
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.1], share_cells_with=[str(table)])))
