@@ -110,8 +110,8 @@ class Reproduction:
             ran = self.cell_state(cell).get("final_overrides")
             if ran is not None and ran != cell.final_overrides:
                 self.say(
-                    f"  warning: its finals ran with {' '.join(ran) or 'no settings'}, but the table now says "
-                    f"{' '.join(cell.final_overrides) or 'none'}; to rerun them, delete "
+                    f"  warning: its finals ran with {' '.join(ran) or 'no settings'}, but the table now "
+                    f"says {' '.join(cell.final_overrides) or 'none'}; to rerun them, delete "
                     f"{self.archive(cell) / FINAL} and {self.out / FINAL / cell.folder}"
                 )
             return
