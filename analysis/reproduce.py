@@ -47,8 +47,8 @@ TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
     "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "val_accuracy",
     "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy", "epochs",
-    "best_epoch", "train_seconds", "precision", "trials", "tuning_seed", "tuning_trial_seconds",
-    "tuning_wall_seconds", "commit", "config",
+    "best_epoch", "restart_kept", "train_seconds", "precision", "trials", "tuning_seed",
+    "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
 ]  # fmt: skip
 
 
@@ -331,6 +331,7 @@ class Reproduction:
                     "test_coherence": final.get("test_coherence"),
                     "coherence_classifier_accuracy": final.get("coherence_classifier_accuracy"),
                     "epochs": final.get("epochs"), "best_epoch": final.get("best_epoch"),
+                    "restart_kept": final.get("restart_kept"),  # train.restarts: the kept initialisation
                     "train_seconds": final.get("seconds"), "precision": final.get("precision"),
                     "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
                     "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),

@@ -37,7 +37,13 @@ def tiny_table(**changes) -> dict:
         "final_seeds": [0, 1],
         "val_labels": 200,
         "study": {"num_samples": 2, "max_epochs": 1, "grace_period": 1, "startup_trials": 1},
-        "final": {"train.epochs": 1, "eval.figures": False, "eval.coherence": False},
+        "final": {
+            "train.epochs": 1,
+            "train.restarts": 2,
+            "train.restart_epochs": 1,
+            "eval.figures": False,
+            "eval.coherence": False,
+        },  # fmt: skip
     }
     return values | changes
 
@@ -165,6 +171,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
         assert 0 <= float(row["test_accuracy"]) <= 1 and row["val_labels"] == "200"
         assert row["tuning_seed"] == "7" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
         assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
+        assert row["restart_kept"] in ("0", "1")  # the tiny finals try two initialisations
         assert yaml.safe_load(row["config"])["seed"] == int(row["seed"])
     first = yaml.safe_load((results / "cells" / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
     from tune.experiment import open_experiment
