@@ -231,18 +231,11 @@ class RunConfig(BaseConfig):
                 f"objective.kl_anneal_epochs must be a whole number >= 0, got {o.kl_anneal_epochs!r}"
             )
         _positive_int("train.epochs", t.epochs)
-        if not isinstance(t.patience, int) or isinstance(t.patience, bool) or t.patience < 0:
-            raise UserError(
-                f"train.patience must be a whole number of epochs >= 0 (0: no early stopping), "
-                f"got {t.patience!r}"
-            )
+        _non_negative_int("train.patience", t.patience, " of epochs", " (0: no early stopping)")
         _positive_int("train.restarts", t.restarts)
         _positive_int("train.restart_epochs", t.restart_epochs)
         _positive_int("train.batch_size", t.batch_size)
-        if isinstance(t.augment_shift, bool) or not isinstance(t.augment_shift, int) or t.augment_shift < 0:
-            raise UserError(
-                f"train.augment_shift must be a whole number of pixels >= 0, got {t.augment_shift!r}"
-            )
+        _non_negative_int("train.augment_shift", t.augment_shift, " of pixels")
         _positive("train.lr", t.lr)
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)
@@ -277,6 +270,11 @@ def _positive(key: str, value: Any) -> None:
 def _non_negative(key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
         raise UserError(f"{key} must be a number >= 0, got {value!r}")
+
+
+def _non_negative_int(key: str, value: Any, unit: str = "", note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key} must be a whole number{unit} >= 0{note}, got {value!r}")
 
 
 def _positive_int(key: str, value: Any) -> None:

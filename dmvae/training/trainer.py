@@ -260,9 +260,10 @@ class Trainer:
         for restart in range(train.restarts):
             self.load_state_dict(copy.deepcopy(start))
             if restart:
-                torch.manual_seed(restart_seed(self.config.seed, restart))
+                seed = restart_seed(self.config.seed, restart)
+                torch.manual_seed(seed)
                 self.model.load_state_dict(build_model(self.config, self.splits.specs).state_dict())
-                self.generator.manual_seed(restart_seed(self.config.seed, restart))
+                self.generator.manual_seed(seed)
             while self.epoch < epochs:
                 self.run_epoch(last=epochs)
             seconds += self.seconds
