@@ -47,7 +47,7 @@ def test_no_shift_is_the_identity_and_the_same_generator_repeats() -> None:
 
 
 def test_training_with_shifts_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
-    from test_training import tiny_config, without_timing
+    from fixtures_training import tiny_config, without_timing
 
     from dmvae.training import Trainer
 
@@ -64,7 +64,7 @@ def test_training_with_shifts_is_seeded_and_differs_from_training_without(synthe
 
 
 def test_a_negative_shift_is_a_one_line_error() -> None:
-    from test_training import tiny_config
+    from fixtures_training import tiny_config
 
     from dmvae.errors import UserError
 

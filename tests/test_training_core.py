@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from test_training import tiny_config
+from fixtures_training import tiny_config
 
 from dmvae.models.networks import Dropout
 from dmvae.training import Trainer, resolve_precision

@@ -1,7 +1,8 @@
-"""tune/: study files and their errors, the define-by-run space, and a real small study on a local Ray.
+"""tune/: a real small study on a local Ray, its status, export, TensorBoard files and failing trial, a
+driver killed and resumed, and final runs over seeds (the study files themselves: test_study_files.py).
 
 The Ray tests share one Ray session and one small study (MNIST subset, 4 trials, 2 at a time, ASHA,
-OptunaSearch on SQLite); status, export, TensorBoard and the failing trial are checked on its folder.
+OptunaSearch on SQLite).
 """
 
 from __future__ import annotations
@@ -17,182 +18,16 @@ import yaml
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
 
+from fixtures_study import minimal  # noqa: E402
+
 from dmvae.cli import main  # noqa: E402
 from dmvae.config import load_config  # noqa: E402
 from dmvae.data import default_root  # noqa: E402
-from dmvae.errors import UserError  # noqa: E402
-from tune.space import DefineByRun  # noqa: E402
-from tune.study import REPO, load_study, study_from_dict  # noqa: E402
+from tune.study import REPO  # noqa: E402
 
-STUDIES = sorted((REPO / "tune" / "studies").glob("*.yaml"))
 DATA_ROOT = str(default_root().resolve())
 GAUSSIAN = "gaussian"
 DIVERGING = {"objective.recon_weight.label": 1.0e39}  # float32 overflow: the loss is NaN in epoch 1
-
-
-def minimal(**changes) -> dict:
-    values = {
-        "name": "t",
-        "base": "configs/mnist_dmvae.yaml",
-        "space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
-    }
-    return values | changes
-
-
-# --- study files ---------------------------------------------------------------------------------------
-def test_shipped_studies_load():
-    names = {path.stem for path in STUDIES}
-    assert {"dmvae_mnist", "dmvae_fmnist", "mvae_mnist", "mvae_fmnist", "dmvae_celeba"} <= names
-    for path in STUDIES:
-        study = load_study(path)
-        assert study.name == path.stem
-        assert study.initial_points()[0] == study.paper_point()
-        study.run_config(study.paper_point())
-
-
-def test_dmvae_mnist_study_is_the_issue_setting():
-    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
-    config = study.run_config()
-    assert config.data.paired_fraction == 0.002 and config.train.epochs == study.max_epochs
-    keys = {param.key for param in study.space}
-    assert {"objective.recon_weight.label", "model.temperature", "train.lr", "train.paired_ratio"} <= keys
-    assert study.paper_point()["objective.recon_weight.label"] == 50.0
-
-
-def test_overrides_reach_base_or_study(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(minimal()))
-    study = load_study(path, ["data.paired_fraction=0.05", "study.max_epochs=3", "study.num_samples=2"])
-    assert study.run_config().data.paired_fraction == 0.05
-    assert (study.max_epochs, study.num_samples) == (3, 2)
-    with pytest.raises(UserError, match="unknown config key"):
-        load_study(path, ["train.nope=1"])
-    before = {param.key for param in study.space}
-    widened = load_study(path, ["study.space.train.augment_shift={type: int, low: 0, high: 3}"])
-    assert {param.key for param in widened.space} == before | {"train.augment_shift"}
-
-
-BAD_STUDIES = [
-    ({"space": {"train.lr": {"type": "float", "low": 2.0, "high": 1.0}}}, "low 2.0 is above high 1.0"),
-    ({"space": {"model.shared": {"type": "categorical", "choices": []}}}, "non-empty list of choices"),
-    ({"space": {"train.lr": {"type": "loguniform", "low": 0, "high": 1}}}, "needs low > 0"),
-    (
-        {"space": {"train.lrate": {"type": "float", "low": 0.1, "high": 1}}},
-        "train.lrate is not a run config field",
-    ),
-    ({"space": {"objective.recon_weight.lable": {"type": "float", "low": 1, "high": 2}}}, "unknown modality"),
-    ({"space": {"optim.lr": {"type": "float", "low": 1, "high": 2}}}, "no section"),
-    (
-        {"space": {"train.lr": {"type": "float", "low": 0.0, "high": 1.0}}},
-        "train.lr must be a positive number",
-    ),
-    ({"space": {"train.lr": {"type": "gaussian", "low": 0.1, "high": 1.0}}}, "type must be one of"),
-    ({"space": {"train.epochs": {"type": "int", "low": 1.5, "high": 3}}}, "whole-number"),
-    ({"space": {"train.lr": {"type": "float", "low": 0.1, "high": "x"}}}, "finite number"),
-    ({"space": {"train.lr": {"type": "float", "low": 0.1, "high": 1, "color": 1}}}, "unknown field"),
-    ({"space": {}}, "non-empty mapping"),
-    (
-        {
-            "space": {
-                "model.shared_dim": {"type": "int", "low": 2, "high": 8, "condition": {"model.shard": "x"}}
-            }
-        },
-        "is not a run config field",
-    ),
-    (
-        {"space": {"model.shared": {"type": "categorical", "choices": ["gaussian", "binary"]}}},
-        "the base value of model.shared, 'categorical', is not among the choices",
-    ),
-    ({"base": "configs/nothing.yaml"}, "not found"),
-    ({"base": 3}, "must be a run config file or a mapping"),
-    ({"set": {"data.paired_fraction": 2}}, "paired_fraction must be in"),
-    ({"grace_period": 5, "max_epochs": 2}, "grace_period 5 is above max_epochs 2"),
-    ({"num_samples": 0}, "num_samples must be >= 1"),
-    ({"max_epochs": "many"}, "must be a whole number"),
-    ({"metric": "test/accuracy"}, "validation or training metric"),
-    ({"mode": "best"}, "mode must be max or min"),
-    ({"resources": {"cpu": 0}}, "resources.cpu must be above 0"),
-    ({"resources": {"tpu": 1}}, "cpu and gpu only"),
-    ({"points_to_evaluate": [{"train.momentum": 0.9}]}, "not a key of the space"),
-    ({"name": "a b"}, "study name"),
-    ({"colour": 1}, "unknown study field"),
-]
-
-
-@pytest.mark.parametrize(("changes", "message"), BAD_STUDIES, ids=[m for _, m in BAD_STUDIES])
-def test_bad_study_is_a_one_line_error(changes, message):
-    with pytest.raises(UserError) as error:
-        study_from_dict(minimal(**changes))
-    assert message in str(error.value)
-    assert "\n" not in str(error.value)
-
-
-def test_bad_study_file_errors(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("space: [unclosed")
-    with pytest.raises(UserError, match="not valid YAML"):
-        load_study(path)
-    with pytest.raises(UserError, match="does not exist"):
-        load_study(tmp_path / "missing.yaml")
-    path.write_text(yaml.safe_dump({k: v for k, v in minimal().items() if k != "base"}))
-    with pytest.raises(UserError, match="needs `base`"):
-        load_study(path)
-
-
-def test_conditional_parameter_sampled_only_when_its_condition_holds():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = study_from_dict(
-        minimal(
-            space={
-                "model.shared": {"type": "categorical", "choices": ["categorical", "gaussian"]},
-                "model.shared_dim": {
-                    "type": "int",
-                    "low": 4,
-                    "high": 32,
-                    "condition": {"model.shared": "gaussian"},
-                },
-                "model.temperature": {
-                    "type": "float",
-                    "low": 0.3,
-                    "high": 1.0,
-                    "condition": {"model.kind": "dmvae"},
-                },
-            }
-        )
-    )
-    assert study.paper_point() == {"model.shared": "categorical", "model.temperature": 0.66}
-    search = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    define = study.define_by_run()
-    seen = set()
-    for _ in range(30):
-        trial = search.ask()
-        define(trial)
-        params = trial.params
-        seen.add(params["model.shared"])
-        assert ("model.shared_dim" in params) == (params["model.shared"] == "gaussian")
-        assert "model.temperature" in params  # condition on a base value (model.kind: dmvae)
-        study.run_config(params)
-        search.tell(trial, 0.0)
-    assert seen == {"categorical", "gaussian"}
-    assert isinstance(define, DefineByRun)
-
-
-def test_define_by_run_is_picklable():
-    import pickle
-
-    study = load_study(REPO / "tune" / "studies" / "dmvae_fmnist.yaml")
-    define = pickle.loads(pickle.dumps(study.define_by_run()))
-    assert [p.key for p in define.params] == [p.key for p in study.space]
-
-
-def test_dmvae_cli_does_not_import_ray():
-    code = (
-        "import sys, dmvae.cli; dmvae.cli.build_parser(); print(sorted({'ray', 'optuna'} & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 # --- a real small study on a local Ray (the ray_session fixture is in conftest.py) ------------------------
@@ -433,15 +268,3 @@ def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 2
     assert main(["tune", "final", str(best), "--seeds", "0", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
-
-
-def test_a_new_experiment_pins_the_data_folder_seen_by_the_driver(tmp_path, monkeypatch) -> None:
-    """Trials run in their own working folders, so a relative default data folder must be made absolute."""
-    from tune.experiment import create_experiment
-
-    monkeypatch.delenv("DMVAE_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
-    experiment = create_experiment(study, "pinned", str(tmp_path / "tune"))
-    saved = yaml.safe_load((experiment.folder / "study.yaml").read_text())
-    assert saved["base"]["data"]["root"] == str((tmp_path / "data").resolve())
