@@ -18,8 +18,8 @@ def scripted_validation(trainer: Trainer, monkeypatch, accuracies: list[float]) 
     """Validation accuracy by call: accuracies[i] for the i-th validation of the run (later calls: 0)."""
     evaluate, calls = trainer.evaluate, []
 
-    def scripted(split: str = "val") -> dict[str, float]:
-        scores = evaluate(split)
+    def scripted(split: str = "val", per_class: bool = False) -> dict:
+        scores = evaluate(split, per_class)
         if split != "val":
             return scores
         calls.append(split)

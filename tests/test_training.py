@@ -177,6 +177,9 @@ def test_real_data_learns_to_classify_by_cross_generation(case: str, real_data_r
     final = trainer.fit()
     accuracies = [metrics["val/accuracy"] for metrics in trainer.history]
     assert final["val_accuracy"] == max(accuracies) > bar, accuracies
+    counts = torch.bincount(trainer.splits.val.tensors["label"], minlength=10).tolist()
+    per_class = sum(a * n for a, n in zip(final["val_class_accuracy"], counts, strict=True)) / sum(counts)
+    assert abs(per_class - final["val_accuracy"]) < 1e-3
     assert final["test_accuracy"] > bar - 0.05
 
 
@@ -274,8 +277,8 @@ def test_patience_stops_once_validation_accuracy_stops_improving(
     scripted = [0.5, 0.7, 0.6, 0.7, 0.65, 0.69]  # by epoch: best at 2; a tie (epoch 4) is no improvement
     evaluate = trainer.evaluate
 
-    def scripted_val(split: str = "val") -> dict[str, float]:
-        scores = evaluate(split)
+    def scripted_val(split: str = "val", per_class: bool = False) -> dict:
+        scores = evaluate(split, per_class)
         return scores | {"accuracy": scripted[trainer.epoch - 1]} if split == "val" else scores
 
     monkeypatch.setattr(trainer, "evaluate", scripted_val)

@@ -78,6 +78,8 @@ class Progress(Callback):
                 f", coherence {final['test_coherence']:.4f} (classifier's own test accuracy "
                 f"{final['coherence_classifier_accuracy']:.4f})"
             )
+        for line in final.get("val_lost_classes", []):
+            self.write(f"warning: {line} (validation; another seed or train.restarts may give it a category)")
         if final.get("stopped_early"):
             self.write(
                 f"stopped early: no better validation accuracy for {trainer.config.train.patience} epochs "

@@ -43,7 +43,7 @@ def evaluate_run(
     trainer = load_run(run_dir, weights, overrides)
     result = {"weights": weights, "protocol": trainer.config.eval.protocol}
     for split in ("val", "test"):
-        result |= {f"{split}_{key}": value for key, value in trainer.evaluate(split).items()}
+        result |= {f"{split}_{key}": value for key, value in trainer.evaluate(split, per_class=True).items()}
     trainer.progress = print  # a missing coherence classifier is trained first (minutes): say so
     result |= trainer.coherence_scores()
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -205,13 +205,12 @@ class Trainer:
                     zero = self._zeros[parameter] = torch.zeros_like(parameter)
                 parameter.grad = zero
 
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", per_class: bool = False) -> dict:
         dataset = getattr(self.splits, split)
         if dataset is None:
             raise ValueError(f"these splits were loaded without the {split} split")
-        return evaluate_cross_generation(
-            self.model, dataset, self.source, self.target, self.config.eval.protocol
-        )
+        protocol = self.config.eval.protocol
+        return evaluate_cross_generation(self.model, dataset, self.source, self.target, protocol, per_class)
 
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -311,7 +310,7 @@ class Trainer:
         if self.best_state is not None:
             last_state = copy.deepcopy(self.model.state_dict())
             self.model.load_state_dict(self.best_state)
-            final |= {f"val_{key}": value for key, value in self.evaluate("val").items()}
+            final |= {f"val_{key}": value for key, value in self.evaluate("val", per_class=True).items()}
             final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
             final |= self.coherence_scores()
             self.model.load_state_dict(last_state)
