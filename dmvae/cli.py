@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from dmvae.config import PROTOCOLS
 from dmvae.errors import UserError
 
 # Subcommands provided by the layers above dmvae/ (they import Ray); loaded only when asked for.
@@ -41,7 +42,7 @@ def _add_evaluate(subparsers) -> None:
         default="best",
         help="best-validation weights (default) or the last epoch's",
     )
-    parser.add_argument("--protocol", choices=("mode", "sampled"), help="override eval.protocol")
+    parser.add_argument("--protocol", choices=PROTOCOLS, help="override eval.protocol")
     parser.add_argument("--no-figures", action="store_true", help="skip writing figures")
     parser.set_defaults(handler=cmd_evaluate)
 

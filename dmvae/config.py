@@ -17,6 +17,7 @@ DATASETS = ("mnist", "fmnist", "celeba", "npz")
 MODALITY_KINDS = ("image", "label", "attributes")
 SHARED_KINDS = ("gaussian", "categorical", "binary")
 SCHEDULES = ("authors", "mixed")
+PROTOCOLS = ("expected", "mode", "sampled")  # eval.protocol: how z_s is taken from q(z_s | source)
 
 
 class BaseConfig:
@@ -164,7 +165,10 @@ class TrainConfig(BaseConfig):
 
 @dataclass
 class EvalConfig(BaseConfig):
-    protocol: str = "mode"  # mode of q(z_s | x) or "sampled" (the authors' relaxed sample)
+    # expected: the predictive E_q(z_s|x) p(y | z_s) over `samples` relaxed samples of z_s | mode: z_s = the
+    # mode of q(z_s | x) | sampled: one relaxed sample (the authors' protocol)
+    protocol: str = "expected"
+    samples: int = 32
     source: str | None = None  # modality to infer z_s from (default: the first)
     target: str | None = None  # modality to predict (default: the first label/attributes one)
     every: int = 1  # validate every N epochs (the last epoch always)
@@ -246,7 +250,8 @@ class RunConfig(BaseConfig):
             raise UserError(f"train.checkpoint_every must be a whole number >= 0, got {t.checkpoint_every!r}")
         if t.threads is not None:
             _positive_int("train.threads", t.threads)
-        _choice("eval.protocol", e.protocol, ("mode", "sampled"))
+        _choice("eval.protocol", e.protocol, PROTOCOLS)
+        _positive_int("eval.samples", e.samples)
         _positive_int("eval.every", e.every)
         if not isinstance(e.coherence, bool):
             raise UserError(f"eval.coherence must be true or false, got {e.coherence!r}")

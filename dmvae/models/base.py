@@ -146,15 +146,33 @@ class MultimodalVAE(nn.Module):
         return self.private[name].prior_sample(n, device) if self.private[name].dim else None
 
     @torch.no_grad()
-    def cross_generate(self, batch: dict[str, Tensor], target: str, sampled: bool = False) -> Tensor:
+    def cross_generate(
+        self, batch: dict[str, Tensor], target: str, protocol: str = "mode", samples: int = 32
+    ) -> Tensor:
         """Logits of `target` decoded from z_s inferred from the modalities in `batch` (the target's own
-        private latent at its prior mean, 0)."""
+        private latent at its prior mean, 0). z_s is the mode of q(z_s | batch) (`mode`), one relaxed sample
+        of it (`sampled`), or, with `expected`, the decoder's output probabilities are averaged over
+        `samples` relaxed samples: the predictive p(target | batch) = E_q(z_s | batch) p(target | z_s),
+        returned as logits (log-probabilities of labels, log-odds of attributes and pixels). Sampling draws
+        from torch's global generator: callers that must not move it fork it (cross_generated)."""
         encodings = {name: self.encode(name, x) for name, x in batch.items()}
         params = self.shared_posterior(encodings)
-        z_shared = self.shared.rsample(params).value if sampled else self.shared.mode(params)
         size = self.private[target].dim
-        z_private = torch.zeros(z_shared.shape[0], size, device=z_shared.device) if size else None
-        return self.decode(target, z_private, z_shared)
+        z_private = torch.zeros(params.shape[0], size, device=params.device) if size else None
+        if protocol == "mode":
+            return self.decode(target, z_private, self.shared.mode(params))
+        if protocol == "sampled":
+            return self.decode(target, z_private, self.shared.rsample(params).value)
+        mean = (
+            sum(
+                self.mean_output(target, self.decode(target, z_private, self.shared.rsample(params).value))
+                for _ in range(samples)
+            )
+            / samples
+        )
+        if self.specs[target].kind == "label":
+            return mean.clamp_min(1e-12).log()
+        return torch.logit(mean, eps=1e-6)
 
     def loss(self, batch: dict[str, Tensor], dataset_size: int, kl_weight: float = 1.0):
         raise NotImplementedError

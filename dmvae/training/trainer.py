@@ -209,8 +209,10 @@ class Trainer:
         dataset = getattr(self.splits, split)
         if dataset is None:
             raise ValueError(f"these splits were loaded without the {split} split")
-        protocol = self.config.eval.protocol
-        return evaluate_cross_generation(self.model, dataset, self.source, self.target, protocol, per_class)
+        protocol, samples = self.config.eval.protocol, self.config.eval.samples
+        return evaluate_cross_generation(
+            self.model, dataset, self.source, self.target, protocol, per_class, samples
+        )
 
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
