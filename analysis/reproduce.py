@@ -45,9 +45,9 @@ RESULTS = "results.csv"
 ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
 TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
-    "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "val_accuracy",
-    "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy", "epochs",
-    "best_epoch", "restart_kept", "train_seconds", "precision", "trials", "tuning_seed",
+    "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "eval_protocol",
+    "val_accuracy", "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy",
+    "epochs", "best_epoch", "restart_kept", "train_seconds", "precision", "trials", "tuning_seed",
     "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
 ]  # fmt: skip
 
@@ -209,24 +209,28 @@ class Reproduction:
 
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
         """The best trial's values of the nearest (in log paired fraction) finished cell of the same model,
-        as a point for Optuna's enqueue; None when there is none."""
+        as a point for Optuna's enqueue; None when there is none. Candidates: this table's other fractions,
+        and every fraction of the tables in `warm_start_from` (results folders beside this one)."""
+        from analysis.tables import load_table
+
+        tables = [(self.table, self.results)] + [
+            (t, self.results.parent / t.name) for t in map(load_table, self.table.warm_start_from)
+        ]
         done = [
-            other for other in self.table.cells
-            if other.model == cell.model and other.fraction != cell.fraction
-            and (self.archive(other) / CELL_FILE).is_file()
-            and "best_params" in self.load_state(other)
+            (other.fraction, state) for table, results in tables for other in table.cells
+            if other.model == cell.model and (table is not self.table or other.fraction != cell.fraction)
+            and (path := results / "cells" / other.folder / CELL_FILE).is_file()
+            and "best_params" in (state := json.loads(path.read_text()))
         ]  # fmt: skip
         if not done:
             return None
-        nearest = min(done, key=lambda other: abs(math.log(other.fraction / cell.fraction)))
-        params = self.load_state(nearest)["best_params"]
+        _, nearest = min(done, key=lambda pair: abs(math.log(pair[0] / cell.fraction)))
         keys = {param.key for param in cell.study().space}
-        point = {key: value for key, value in params.items() if key in keys}
-        return point or None
+        return {key: value for key, value in nearest["best_params"].items() if key in keys} or None
 
     def export(self, cell: Cell) -> None:
         from tune.experiment import open_experiment
-        from tune.results import export_best, ranked, trial_rows
+        from tune.results import export_best, importances, ranked, trial_rows
 
         experiment = open_experiment(self.study_folder(cell))
         rows = trial_rows(experiment)
@@ -325,7 +329,8 @@ class Reproduction:
                 rows.append({
                     "table": self.table.name, "cell": cell.name, "model": cell.model,
                     "dataset": self.table.dataset, "paired_fraction": cell.fraction, "seed": seed,
-                    "val_labels": final.get("val_labels"), "val_accuracy": final.get("val_accuracy"),
+                    "val_labels": final.get("val_labels"), "eval_protocol": config["eval"]["protocol"],
+                    "val_accuracy": final.get("val_accuracy"),
                     "test_accuracy": final.get("test_accuracy"),
                     "test_accuracy_last": final.get("test_accuracy_last"),
                     "test_coherence": final.get("test_coherence"),
@@ -369,18 +374,6 @@ class Reproduction:
         path = write_report(inputs, report, argv=[*map(str, inputs), "--out", str(report)])
         self.say(f"report: {path}")
         return path
-
-
-def importances(experiment) -> dict[str, float]:
-    """Optuna's fANOVA importances of the study's parameters (empty when too few trials finished)."""
-    import optuna
-
-    try:
-        study = optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage)
-        values = optuna.importance.get_param_importances(study)
-    except (ValueError, RuntimeError):  # fewer than two complete trials, or a single parameter value
-        return {}
-    return {key: round(float(value), 4) for key, value in values.items()}
 
 
 def unpin_data_root(path: Path) -> None:

@@ -23,6 +23,8 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     share_cells_with: [table1_mnist]       # optional: a cell that one of these tables defines alike
                                            # (study, settings, final settings; its final seeds
                                            # include ours) is taken from its results
+    warm_start_from: [table1_mnist_mode]   # optional: these tables' finished cells of the same model
+                                           # (any fraction, the same one too) also warm-start our studies
 
 Every mistake is a one-line `UserError`.
 """
@@ -40,7 +42,7 @@ from tune.study import REPO, Study, load_study
 
 FIELDS = (
     "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
-    "cells", "share_cells_with", "note", "set",
+    "cells", "share_cells_with", "note", "set", "warm_start_from",
 )  # fmt: skip
 
 
@@ -81,6 +83,7 @@ class Table:
     cells: list[Cell] = field(default_factory=list)
     note: str = ""
     share_cells_with: list[Path] = field(default_factory=list)  # table files whose equal cells are reused
+    warm_start_from: list[Path] = field(default_factory=list)  # table files whose best trials warm-start ours
 
     def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
         """The cell of `other` that computes exactly what `cell` does (same study file and settings, final
@@ -161,6 +164,9 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
         val_labels=val_labels,
         note=str(values.get("note", "")),
         share_cells_with=[_table_file(name) for name in _names(values.get("share_cells_with"))],
+        warm_start_from=[
+            _table_file(name, "warm_start_from") for name in _names(values.get("warm_start_from"))
+        ],
     )
     for label, spec in models.items():
         spec = {"study": spec} if isinstance(spec, str) else _mapping(spec, f"models.{label}")
@@ -210,12 +216,12 @@ def _names(value: Any) -> list[str]:
     return value
 
 
-def _table_file(name: str) -> Path:
+def _table_file(name: str, field: str = "share_cells_with") -> Path:
     """A table named by its file (relative to the repository) or by its name in tune/tables/."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else Path("tune/tables") / f"{name}.yaml"
     path = path if path.is_absolute() else REPO / path
     if not path.is_file():
-        raise UserError(f"share_cells_with: no table {name} ({path} does not exist)")
+        raise UserError(f"{field}: no table {name} ({path} does not exist)")
     return path
 
 

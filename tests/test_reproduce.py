@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
 
+from analysis.reproduce import Reproduction  # noqa: E402
 from analysis.tables import load_table, table_from_dict  # noqa: E402
 from dmvae.cli import main  # noqa: E402
 from dmvae.data import default_root  # noqa: E402
@@ -169,6 +171,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     ]  # fmt: skip
     for row in rows:
         assert 0 <= float(row["test_accuracy"]) <= 1 and row["val_labels"] == "200"
+        assert row["eval_protocol"] == "expected"  # the default, stated in every row
         assert row["tuning_seed"] == "7" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
         assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
         assert row["restart_kept"] in ("0", "1")  # the tiny finals try two initialisations
@@ -266,3 +269,24 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     readme.write_text(f"# title\n{START}\n")
     with pytest.raises(UserError, match="one results marker"):
         update_readme(readme, tmp_path / "results")
+
+
+def test_warm_start_takes_the_nearest_finished_cell_here_or_in_warm_start_from(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.05, 0.5])))
+    table = table_from_dict(tiny_table(warm_start_from=[str(other)]))
+    run = Reproduction(table, tmp_path / "out", tmp_path / "results" / "tiny")
+    at_5, at_10 = table.cells
+    assert run.warm_start(at_5) is None
+
+    def finish(folder, lr):
+        folder.mkdir(parents=True)
+        (folder / "cell.json").write_text(json.dumps({"best_params": {"train.lr": lr, "not.searched": 1}}))
+
+    finish(tmp_path / "results" / "other" / "cells" / "DMVAE_disc@50", 0.002)
+    assert run.warm_start(at_5) == {"train.lr": 0.002}
+    finish(run.archive(at_10), 0.003)  # this table's 10 % is nearer to 5 % than the other's 50 %
+    assert run.warm_start(at_5) == {"train.lr": 0.003}
+    finish(tmp_path / "results" / "other" / "cells" / "DMVAE_disc@5", 0.004)  # the same fraction: nearest
+    assert run.warm_start(at_5) == {"train.lr": 0.004}
+    assert run.warm_start(at_10) == {"train.lr": 0.004}  # its own cell is never its warm start

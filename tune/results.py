@@ -111,3 +111,17 @@ def export_best(experiment: Experiment, out: str | Path, top_k: int = 1) -> list
         path.write_text(header + path.read_text())
         written.append(path)
     return written
+
+
+def importances(experiment: Experiment) -> dict[str, float]:
+    """Optuna's default importances of the study's parameters (PED-ANOVA in Optuna 5: it compares the
+    top-quantile trials with the rest, so a 12-trial study ranks by its best one or two); empty when too few
+    trials finished."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage)
+        values = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError):  # fewer than two complete trials, or a single parameter value
+        return {}
+    return {key: round(float(value), 4) for key, value in values.items()}
