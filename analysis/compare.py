@@ -25,7 +25,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def compare(runs: pd.DataFrame) -> pd.DataFrame:
+def compare(runs: pd.DataFrame, paper_table: str = "1") -> pd.DataFrame:
     rows = []
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -35,7 +35,7 @@ def compare(runs: pd.DataFrame) -> pd.DataFrame:
             if column not in group or group[column].dropna().empty:
                 continue
             values = group[column].dropna().astype(float)
-            paper = paper_value(dataset, model, fraction, metric)
+            paper = paper_value(dataset, model, fraction, metric, paper_table)
             mean = float(values.mean())
             coherence = group["test_coherence"].dropna().astype(float) if "test_coherence" in group else []
             rows.append({

@@ -112,15 +112,21 @@ def paper_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paper_value(dataset: str, label: str, paired_fraction: float, metric: str) -> tuple[float, str] | None:
-    """The paper's value for one of our settings, and its table: Table 1 first, then Table 8; or None."""
+PAPER_TABLES = ("1", "8")  # the tables whose numbers a result is compared with, as printed in the paper
+
+
+def paper_value(
+    dataset: str, label: str, paired_fraction: float, metric: str, prefer: str = "1"
+) -> tuple[float, str] | None:
+    """The paper's value for one of our settings, and its table: table `prefer` first (Table 1 unless
+    asked: Table 8's MVAE at 0.2 % MNIST, 0.625, is not Table 1's 0.579), then the other; or None."""
     table = paper_table()
     matches = table[
         (table["dataset"] == dataset) & (table["label"] == label) & (table["metric"] == metric)
         & table["paired_fraction"].notna()
         & ((table["paired_fraction"] - float(paired_fraction)).abs() < 1e-9)
     ]  # fmt: skip
-    for name in ("1", "8"):
+    for name in sorted(PAPER_TABLES, key=lambda name: name != prefer):
         found = matches[matches["table"] == name]
         if not found.empty:
             return float(found["value"].iloc[0]), name

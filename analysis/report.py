@@ -21,7 +21,11 @@ TITLES = {"1": "Table 1 — MNIST / FMNIST accuracy", "2a": "Table 2a — CelebA
           "8": "Table 8 — ablation"}  # fmt: skip
 
 
-def write_report(paths: list[str | Path], out_dir: str | Path, argv: list[str] | None = None) -> Path:
+def write_report(
+    paths: list[str | Path], out_dir: str | Path, argv: list[str] | None = None, paper_table: str = "1"
+) -> Path:
+    """report.md over run folders and tune experiments; results are compared with the paper's table
+    `paper_table` first (analysis.paper.paper_value)."""
     started = time.perf_counter()
     run_dirs, experiment_dirs = load.find_inputs(paths)
     if not run_dirs and not experiment_dirs:
@@ -31,12 +35,12 @@ def write_report(paths: list[str | Path], out_dir: str | Path, argv: list[str] |
     out = Path(out_dir).expanduser().resolve()
     (out / FIGURES).mkdir(parents=True, exist_ok=True)
     runs = load.load_runs(run_dirs)
-    comparison = comparing.compare(runs)
+    comparison = comparing.compare(runs, paper_table)
     comparing.to_csv(comparison, out / "comparison.csv")
     experiments = [(load.experiment_info(path), load.load_experiment(path)) for path in experiment_dirs]
 
     parts = [_header(argv, run_dirs, experiment_dirs)]
-    parts.append(_results(comparison, out))
+    parts.append(_results(comparison, out, paper_table))
     parts.append(_best_run_figures(runs, out))
     parts += [_search(info, trials, out) for info, trials in experiments]
     parts.append(_paper())
@@ -65,7 +69,7 @@ def _header(argv, run_dirs, experiment_dirs) -> str:
     )
 
 
-def _results(comparison: pd.DataFrame, out: Path) -> str:
+def _results(comparison: pd.DataFrame, out: Path, paper_table: str = "1") -> str:
     text = ["## Results: test metrics over seeds\n"]
     if comparison.empty:
         text.append("No final runs were given: the comparison needs run folders (`dmvae train --out DIR` or "
@@ -73,8 +77,9 @@ def _results(comparison: pd.DataFrame, out: Path) -> str:
         return "\n".join(text)
     text.append(
         "Mean and sample standard deviation (ddof 1; '-' for one seed) over seeds of the test metric with "
-        "the best-validation weights. `paper` is Table 1 where it has the setting, else Table 8 "
-        "(DMVAE_disc is the paper's DMVAE; see the notes below). Comparison also in `comparison.csv`.\n"
+        f"the best-validation weights. `paper` is Table {paper_table} where it has the setting, else Table "
+        f"{'8' if paper_table == '1' else '1'} (DMVAE_disc is the paper's DMVAE; see the notes below). "
+        "Comparison also in `comparison.csv`.\n"
     )
     text.append(comparing.to_markdown(comparison))
     if note := comparing.coherence_note(comparison):

@@ -357,7 +357,7 @@ class Reproduction:
             writer.writerows(self.rows())
         from analysis.summary import markdown, read_results
 
-        (self.results / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path)))
+        (self.results / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path), self.table.paper_table))
         self.say(f"results: {path} (summary: {self.results / 'summary.md'})")
         return path
 
@@ -371,7 +371,9 @@ class Reproduction:
         if not inputs:
             return self.results / RESULTS
         report = self.results / "report"
-        path = write_report(inputs, report, argv=[*map(str, inputs), "--out", str(report)])
+        paper = ["--paper-table", self.table.paper_table] if self.table.paper_table != "1" else []
+        argv = [*map(str, inputs), "--out", str(report), *paper]
+        path = write_report(inputs, report, argv=argv, paper_table=self.table.paper_table)
         self.say(f"report: {path}")
         return path
 

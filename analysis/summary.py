@@ -46,8 +46,8 @@ def _mean(values: list[float], digits: int = 0) -> str:
     return f"{statistics.fmean(values):.{digits}f}" if values else "-"
 
 
-def summary_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """One entry per cell, in the order of the CSV."""
+def summary_rows(rows: list[dict[str, str]], paper_table: str = "1") -> list[dict[str, str]]:
+    """One entry per cell, in the order of the CSV; `paper` from the paper's table `paper_table` first."""
     cells: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         cells.setdefault(row["cell"], []).append(row)
@@ -56,7 +56,7 @@ def summary_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
         first = group[0]
         fraction = float(first["paired_fraction"])
         accuracy = _numbers(group, "test_accuracy")
-        paper = paper_value(first["dataset"], first["model"].split("/")[0], fraction, "accuracy")
+        paper = paper_value(first["dataset"], first["model"].split("/")[0], fraction, "accuracy", paper_table)
         diff = f"{statistics.fmean(accuracy) - paper[0]:+.3f}" if paper and accuracy else "-"
         classifier = _numbers(group, "coherence_classifier_accuracy")
         trial_seconds = _numbers(group, "tuning_trial_seconds")
@@ -76,8 +76,8 @@ def summary_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-def markdown(rows: list[dict[str, str]]) -> str:
-    entries = summary_rows(rows)
+def markdown(rows: list[dict[str, str]], paper_table: str = "1") -> str:
+    entries = summary_rows(rows, paper_table)
     if not entries:
         return "(no finished cell yet)\n"
     headers = list(entries[0])
@@ -106,20 +106,22 @@ def readme_section(results_root: Path, tables: Path | None = None) -> str:
             "Evaluation, clf = the coherence classifier's own test accuracy; tuning s: the study's trial "
             f"seconds; every number is in [{path}]({path}); cells not listed are not run yet)\n"
         )
-        note = _table_note(tables / f"{name}.yaml")
+        note, paper_table = _table_fields(tables / f"{name}.yaml")
         if note:
             parts.append(note + "\n")
-        parts.append(markdown(rows))
+        parts.append(markdown(rows, paper_table))
     parts.append(END)
     return "\n".join(parts) + "\n"
 
 
-def _table_note(path: Path) -> str:
+def _table_fields(path: Path) -> tuple[str, str]:
+    """The table file's note (one line) and the paper table it compares with ("", "1" without a file)."""
     if not path.is_file():
-        return ""
+        return "", "1"
     from dmvae.config import read_yaml_mapping
 
-    return " ".join(str(read_yaml_mapping(path, "table file").get("note", "")).split())
+    values = read_yaml_mapping(path, "table file")
+    return " ".join(str(values.get("note", "")).split()), str(values.get("paper_table", "1"))
 
 
 def update_readme(readme: Path, results_root: Path, tables: Path | None = None) -> None:

@@ -25,6 +25,7 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
                                            # include ours) is taken from its results
     warm_start_from: [table1_mnist_mode]   # optional: these tables' finished cells of the same model
                                            # (any fraction, the same one too) also warm-start our studies
+    paper_table: 8                         # optional: compare with the paper's Table 8 first (default 1)
 
 Every mistake is a one-line `UserError`.
 """
@@ -36,13 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.paper import PAPER_TABLES
 from dmvae.config import DATASETS, read_yaml_mapping
 from dmvae.errors import UserError
 from tune.study import REPO, Study, load_study
 
 FIELDS = (
     "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
-    "cells", "share_cells_with", "note", "set", "warm_start_from",
+    "cells", "share_cells_with", "note", "set", "warm_start_from", "paper_table",
 )  # fmt: skip
 
 
@@ -84,6 +86,7 @@ class Table:
     note: str = ""
     share_cells_with: list[Path] = field(default_factory=list)  # table files whose equal cells are reused
     warm_start_from: list[Path] = field(default_factory=list)  # table files whose best trials warm-start ours
+    paper_table: str = "1"  # the paper's table the results are compared with first (analysis.paper)
 
     def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
         """The cell of `other` that computes exactly what `cell` does (same study file and settings, final
@@ -156,6 +159,12 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
         raise UserError("models must map model labels to study files")
     per_cell = _mapping(values.get("cells"), "cells")
     table_set = _mapping(values.get("set"), "set")
+    paper_table = str(values.get("paper_table", "1"))
+    if paper_table not in PAPER_TABLES:
+        raise UserError(
+            f"paper_table must be one of {', '.join(PAPER_TABLES)} (the paper's table to compare with first); "
+            f"got {values['paper_table']!r}"
+        )
     table = Table(
         name=str(values.get("name", default_name)),
         dataset=dataset,
@@ -163,6 +172,7 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
         final_seeds=seeds,
         val_labels=val_labels,
         note=str(values.get("note", "")),
+        paper_table=paper_table,
         share_cells_with=[_table_file(name) for name in _names(values.get("share_cells_with"))],
         warm_start_from=[
             _table_file(name, "warm_start_from") for name in _names(values.get("warm_start_from"))

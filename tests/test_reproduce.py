@@ -106,6 +106,7 @@ def test_table_settings_reach_every_cell_under_model_and_cell_settings():
         ({"cells": {"MVAE@5": {}}}, "'MVAE@5' is not a cell of this table"),
         ({"study": {"num_samples": 0}}, "num_samples must be >= 1"),
         ({"colour": 1}, "unknown table field 'colour'"),
+        ({"paper_table": 9}, "paper_table must be one of 1, 8"),
         ({"models": {"MVAE": {"study": "tune/studies/mvae_mnist.yaml", "fnal": {}}}}, "unknown key 'fnal'"),
     ],
 )
@@ -266,6 +267,10 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     assert "| DMVAE_disc@0.2 | 0.2 % | DMVAE_disc | 0 1 | 0.850 ± 0.071 | 0.917 | -0.067 |" in text
     update_readme(readme, tmp_path / "results", tables)
     assert readme.read_text() == text  # idempotent
+    (tables / "t1.yaml").write_text("name: t1\npaper_table: 8\n")  # Table 8's MVAE differs from Table 1's
+    (results / "results.csv").write_text(header + "MVAE@0.2,MVAE,mnist,0.002,0,1000,0.8,0.4,12\n")
+    update_readme(readme, tmp_path / "results", tables)
+    assert "| MVAE@0.2 | 0.2 % | MVAE | 0 | 0.800 | 0.625 | +0.175 |" in readme.read_text()
     readme.write_text(f"# title\n{START}\n")
     with pytest.raises(UserError, match="one results marker"):
         update_readme(readme, tmp_path / "results")
