@@ -21,8 +21,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--storage-endpoint", help="S3-compatible endpoint for s3:// inputs (MinIO, ...)")
     parser.add_argument(
         "--paper-table", choices=("1", "8"), default="1",
-        help="the paper's table to compare with first (default 1; Table 8 prints MVAE at 0.2 %% MNIST as 0.625, "
-        "Table 1 as 0.579)",
+        help="the paper's table to compare with first (default 1; Table 8 prints MVAE at 0.2 %% MNIST as "
+        "0.625, Table 1 as 0.579)",
     )  # fmt: skip
     parser.set_defaults(handler=cmd_report)
 

@@ -357,7 +357,8 @@ class Reproduction:
             writer.writerows(self.rows())
         from analysis.summary import markdown, read_results
 
-        (self.results / "summary.md").write_text(f"# {self.table.name}\n\n" + markdown(read_results(path), self.table.paper_table))
+        summary = markdown(read_results(path), self.table.paper_table)
+        (self.results / "summary.md").write_text(f"# {self.table.name}\n\n" + summary)
         self.say(f"results: {path} (summary: {self.results / 'summary.md'})")
         return path
 

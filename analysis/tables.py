@@ -162,8 +162,8 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     paper_table = str(values.get("paper_table", "1"))
     if paper_table not in PAPER_TABLES:
         raise UserError(
-            f"paper_table must be one of {', '.join(PAPER_TABLES)} (the paper's table to compare with first); "
-            f"got {values['paper_table']!r}"
+            f"paper_table must be one of {', '.join(PAPER_TABLES)} (the paper's table to compare with "
+            f"first); got {values['paper_table']!r}"
         )
     table = Table(
         name=str(values.get("name", default_name)),

@@ -2,7 +2,7 @@
 probe (the protocols.csv runs, data seeds never reported), at its best-validation weights, the fraction of
 images generated from label k that the coherence classifier calls k, averaged over the ten digits, with z_s
 and the image's private latent z_p taken three ways:
-  reported:        z_s the mode of q(z_s | k), z_p drawn from its prior (the metric in final.json; paper Fig. 2a)
+  reported:        z_s the mode of q(z_s | k), z_p drawn from its prior (final.json's metric; paper Fig. 2a)
   zs_sampled:      z_s a relaxed sample of q(z_s | k), z_p drawn from its prior
   zp_prior_mean:   z_s a relaxed sample of q(z_s | k), z_p = 0 (the prior's mean)
 No data split is read: the images are generated, the classifier was trained on the training split."""
@@ -46,7 +46,9 @@ for run in sorted(Path("runs/probes").glob("exp-*")):
         "reported": round(per_class.mean().item(), 3),
         "zs_sampled": round(coherence_with(model, lambda n, d: torch.randn(n, d)).mean().item(), 3),
         "zp_prior_mean": round(at_prior_mean.mean().item(), 3),
-        "digits_below_half_at_zp_prior_mean": " ".join(str(k) for k in (at_prior_mean < 0.5).nonzero().flatten().tolist()),
+        "digits_below_half_at_zp_prior_mean": " ".join(
+            str(digit) for digit in (at_prior_mean < 0.5).nonzero().flatten().tolist()
+        ),
         "classifier_test_accuracy": round(classifier.test_accuracy, 4),
     }
     rows.append(row)
