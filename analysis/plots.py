@@ -94,50 +94,28 @@ def search_history(trials: pd.DataFrame, path: Path, mode: str = "max") -> Resul
 
 
 def importance(storage: str, study_name: str, path: Path, title: str = "") -> Result:
-    """Hyperparameter importance from the stored Optuna study with Optuna's default evaluator (PED-ANOVA);
-    the note carries Optuna's warnings (few trials make rough importances)."""
-    import warnings
-
+    """Hyperparameter importance of the stored Optuna study (tune.results.param_importances: Optuna's
+    PED-ANOVA over every completed or stopped trial); the note says what was ranked and Optuna's caveats."""
     import optuna
+
+    from tune.results import param_importances
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except Exception as error:  # noqa: BLE001 - a missing or unreadable storage is reported as a note
         return None, f"cannot open Optuna study {study_name} ({type(error).__name__}: {error})"
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return None, f"importance needs at least 2 complete trials; the study has {len(complete)}"
-    keys = {key for trial in complete for key in trial.params}
-    varying = sorted(key for key in keys if len({repr(t.params.get(key)) for t in complete}) > 1)
-    if not varying:
-        return None, "no parameter took more than one value in the complete trials"
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            scores = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, params=_common(complete, varying)
-            )
-    except (ValueError, RuntimeError) as error:
-        return None, f"Optuna could not evaluate importances: {error}"
-    note = "; ".join(dict.fromkeys(str(w.message).split("\n")[0] for w in caught))
+    scores, note = param_importances(study)
     if not scores:
-        return None, "Optuna returned no importances"
+        return None, note
     names = list(scores)[::-1]
     figure = Figure(figsize=(6.4, 0.5 * len(names) + 1.5))
     axes = figure.add_subplot()
     axes.barh(names, [scores[name] for name in names], color="tab:purple")
     axes.set_xlabel("importance (Optuna PED-ANOVA)")
-    axes.set_title(f"{title or 'hyperparameter importance'} ({len(complete)} complete trials)")
+    axes.set_title(title or "hyperparameter importance")
     axes.grid(True, axis="x", alpha=0.3)
     return _save(figure, path), note
-
-
-def _common(trials, keys: list[str]) -> list[str]:
-    """Keys present in every trial (Optuna evaluates only those; conditional parameters drop out)."""
-    common = [key for key in keys if all(key in t.params for t in trials)]
-    return common or keys
 
 
 def copy_run_figures(run: Path, out_dir: Path, prefix: str) -> list[Path]:

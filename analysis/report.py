@@ -156,7 +156,7 @@ def _search(info: dict, trials: pd.DataFrame, out: Path) -> str:
         _link(out, path, f"importance of {name}") if path else f"_Importance plot skipped: {note}._\n"
     )
     if path and note:
-        text.append(f"_Optuna's caveat: {note}_\n")
+        text.append(f"_Importance: {note}._\n")
     return "\n".join(text)
 
 

@@ -247,7 +247,7 @@ class Reproduction:
         state = self.cell_state(cell)
         state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
         state["study_seed"] = experiment.study.seed  # the TPE sampler's
-        state["importance"] = importances(experiment)
+        state["importance"], state["importance_note"] = importances(experiment)
         from analysis.load import experiment_info
 
         info = experiment_info(self.study_folder(cell))

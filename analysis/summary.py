@@ -118,10 +118,18 @@ def _table_fields(path: Path) -> tuple[str, str]:
     """The table file's note (one line) and the paper table it compares with ("", "1" without a file)."""
     if not path.is_file():
         return "", "1"
+    from analysis.paper import PAPER_TABLES
     from dmvae.config import read_yaml_mapping
+    from dmvae.errors import UserError
 
     values = read_yaml_mapping(path, "table file")
-    return " ".join(str(values.get("note", "")).split()), str(values.get("paper_table", "1"))
+    paper_table = str(values.get("paper_table", "1"))
+    if paper_table not in PAPER_TABLES:
+        raise UserError(
+            f"{path}: paper_table must be one of {', '.join(PAPER_TABLES)} (the paper's table to compare "
+            f"with first); got {values['paper_table']!r}"
+        )
+    return " ".join(str(values.get("note", "")).split()), paper_table
 
 
 def update_readme(readme: Path, results_root: Path, tables: Path | None = None) -> None:

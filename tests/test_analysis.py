@@ -268,12 +268,43 @@ def test_importance_is_skipped_with_too_few_trials(tmp_path):
     study = optuna.create_study(study_name="one", storage=storage, direction="maximize")
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     path, note = importance(storage, "one", tmp_path / "i.png")
-    assert path is None and "at least 2 complete trials" in note
+    assert path is None and "at least 2 finished or stopped trials" in note
     distribution = optuna.distributions.FloatDistribution(0, 1)
     study.add_trial(
         optuna.trial.create_trial(params={"x": 0.123}, distributions={"x": distribution}, value=1.0)
     )
     assert importance(storage, "one", tmp_path / "i.png")[0] is not None  # x took two values
+
+
+def test_importance_ranks_stopped_trials_at_the_epoch_all_of_them_reached():
+    """ASHA's studies leave one COMPLETE trial, where Optuna's own importance can only be equal: the stopped
+    ones count with their value at the common rung, so the parameter that sets it ranks first."""
+    import numpy as np
+    import optuna
+
+    from tune.results import param_importances
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    distributions = {"lr": optuna.distributions.FloatDistribution(0, 1),
+                     "noise": optuna.distributions.FloatDistribution(0, 1)}  # fmt: skip
+    generator = np.random.default_rng(0)
+    for number in range(32):
+        lr, noise = generator.uniform(size=2)
+        complete = number == 0
+        epochs = 15 if complete else int(generator.choice([3, 6]))
+        curve = {epoch: lr * epoch / 15 + 0.001 * noise for epoch in range(1, epochs + 1)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr, "noise": noise}, distributions=distributions, value=curve[epochs],
+                intermediate_values=curve, state=optuna.trial.TrialState.COMPLETE if complete else
+                optuna.trial.TrialState.PRUNED,
+            )
+        )  # fmt: skip
+    with pytest.warns(UserWarning, match="too small|will be equal"):
+        assert len(set(optuna.importance.get_param_importances(study).values())) == 1  # Optuna alone
+    scores, note = param_importances(study)
+    assert scores["lr"] > 2 * scores["noise"] and "at epoch 3, which all 32 ranked trials reached" in note
 
 
 # --- user mistakes and imports -----------------------------------------------------------------------------

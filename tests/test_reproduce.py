@@ -271,6 +271,9 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     (results / "results.csv").write_text(header + "MVAE@0.2,MVAE,mnist,0.002,0,1000,0.8,0.4,12\n")
     update_readme(readme, tmp_path / "results", tables)
     assert "| MVAE@0.2 | 0.2 % | MVAE | 0 | 0.800 | 0.625 | +0.175 |" in readme.read_text()
+    (tables / "t1.yaml").write_text("name: t1\npaper_table: 9\n")
+    with pytest.raises(UserError, match="paper_table must be one of 1, 8.*got 9"):
+        update_readme(readme, tmp_path / "results", tables)
     readme.write_text(f"# title\n{START}\n")
     with pytest.raises(UserError, match="one results marker"):
         update_readme(readme, tmp_path / "results")

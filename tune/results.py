@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmvae.errors import UserError
 from tune.experiment import Experiment
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass
@@ -113,15 +116,62 @@ def export_best(experiment: Experiment, out: str | Path, top_k: int = 1) -> list
     return written
 
 
-def importances(experiment: Experiment) -> dict[str, float]:
-    """Optuna's default importances of the study's parameters (PED-ANOVA in Optuna 5: it compares the
-    top-quantile trials with the rest, so a 12-trial study ranks by its best one or two); empty when too few
-    trials finished."""
+def importances(experiment: Experiment) -> tuple[dict[str, float], str]:
+    """`param_importances` of the experiment's Optuna study."""
     import optuna
 
     try:
         study = optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage)
-        values = optuna.importance.get_param_importances(study)
-    except (ValueError, RuntimeError):  # fewer than two complete trials, or a single parameter value
-        return {}
-    return {key: round(float(value), 4) for key, value in values.items()}
+    except (KeyError, ValueError, RuntimeError) as error:
+        return {}, f"cannot open Optuna study {experiment.optuna_study} ({error})"
+    return param_importances(study)
+
+
+def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
+    """Optuna's default importances (PED-ANOVA) of the study's parameters, and a note on what they rank.
+
+    Optuna ranks only COMPLETE trials, and ASHA leaves one or two of those in a small study (the rest reach
+    Optuna as PRUNED), where PED-ANOVA can only return equal importances. So every completed or stopped trial
+    is ranked by its validation value at the last epoch that all of them reached (their rung: ASHA's grace
+    period when it stopped any); trials without intermediate values count with their final value. Empty,
+    with the reason, when fewer than two trials can be ranked, no parameter varied, or Optuna still returns
+    equal importances for several."""
+    import warnings
+
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    trials = [t for t in study.get_trials(deepcopy=False, states=states) if t.value is not None]
+    if len(trials) < 2:
+        return {}, f"importance needs at least 2 finished or stopped trials; the study has {len(trials)}"
+    reached = [max(t.intermediate_values) for t in trials if t.intermediate_values]
+    epoch = min(reached) if reached else None
+
+    def value(trial: optuna.trial.FrozenTrial) -> float:
+        steps = [step for step in trial.intermediate_values if epoch is not None and step <= epoch]
+        return trial.intermediate_values[max(steps)] if steps else trial.value
+
+    keys = [key for key in trials[0].params if all(key in t.params for t in trials)]  # conditionals drop out
+    varying = [key for key in keys if len({repr(t.params[key]) for t in trials}) > 1]
+    if not varying:
+        return {}, "no parameter took more than one value in the ranked trials"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ranking = optuna.create_study(direction=study.direction)
+    ranking.add_trials(
+        optuna.trial.create_trial(
+            params={key: t.params[key] for key in varying},
+            distributions={key: t.distributions[key] for key in varying},
+            value=value(t),
+        )
+        for t in trials
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = optuna.importance.get_param_importances(ranking)
+    caveats = list(dict.fromkeys(str(w.message).split("\n")[0] for w in caught))
+    equal = [caveat for caveat in caveats if "will be equal" in caveat]
+    if (equal and len(varying) > 1) or not scores:  # one parameter alone has importance 1 regardless
+        return {}, f"Optuna cannot rank the parameters: {equal[0] if equal else 'it returned none'}"
+    at = f"at epoch {epoch}, which all {len(trials)} ranked trials reached" if epoch else "(final values)"
+    note = "; ".join([f"trials ranked by their validation value {at}", *caveats])
+    return {key: round(float(score), 4) for key, score in scores.items()}, note

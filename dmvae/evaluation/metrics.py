@@ -38,18 +38,20 @@ def cross_generated(
     model.eval()
     predictions, truths = [], []
     device = dataset.tensors[source].device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(EVAL_SEED)
-        for start in range(0, len(dataset), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(dataset)), device=device)
-            batch = dataset.batch(index, [source, target])
-            logits = model.cross_generate({source: batch[source]}, target, protocol, samples)
-            if model.specs[target].kind == "label":
-                predictions.append(logits.argmax(-1))
-            else:
-                predictions.append((logits > 0).to(batch[target].dtype))
-            truths.append(batch[target])
-    model.train(was_training)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(EVAL_SEED)
+            for start in range(0, len(dataset), batch_size):
+                index = torch.arange(start, min(start + batch_size, len(dataset)), device=device)
+                batch = dataset.batch(index, [source, target])
+                logits = model.cross_generate({source: batch[source]}, target, protocol, samples)
+                if model.specs[target].kind == "label":
+                    predictions.append(logits.argmax(-1))
+                else:
+                    predictions.append((logits > 0).to(batch[target].dtype))
+                truths.append(batch[target])
+    finally:
+        model.train(was_training)
     return torch.cat(predictions), torch.cat(truths)
 
 
