@@ -154,6 +154,9 @@ class TrainConfig(BaseConfig):
     restart_epochs: int = 5
     batch_size: int = 100
     lr: float = 1e-3
+    # decay of an exponential moving average of the weights, updated every step, that validation selects
+    # and the test scores (0: off, the paper's training)
+    ema: float = 0.0
     augment_shift: int = 0  # training images move by up to this many pixels, each its own way (0: off)
     schedule: str = "mixed"  # authors | mixed
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
@@ -241,6 +244,10 @@ class RunConfig(BaseConfig):
         _positive_int("train.batch_size", t.batch_size)
         _non_negative_int("train.augment_shift", t.augment_shift, " of pixels")
         _positive("train.lr", t.lr)
+        if not isinstance(t.ema, int | float) or isinstance(t.ema, bool) or not 0 <= t.ema < 1:
+            raise UserError(
+                f"train.ema must be in [0, 1) (the average's decay, e.g. 0.999; 0: off), got {t.ema!r}"
+            )
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)
         _choice("train.precision", t.precision, ("auto", "fp32", "bf16"))

@@ -27,9 +27,11 @@ def interrupt_after_first_epoch(trainer: Trainer, epoch: int, metrics: dict) -> 
         raise Interrupted
 
 
-@pytest.mark.parametrize("schedule", ["authors", "mixed"])
-def test_resumed_run_repeats_the_uninterrupted_one(schedule: str, synthetic_splits, tmp_path: Path) -> None:
-    config = tiny_config(train={"schedule": schedule, "paired_ratio": 0.5})
+@pytest.mark.parametrize("schedule, ema", [("authors", 0.0), ("mixed", 0.0), ("mixed", 0.9)])
+def test_resumed_run_repeats_the_uninterrupted_one(
+    schedule: str, ema: float, synthetic_splits, tmp_path: Path
+) -> None:
+    config = tiny_config(train={"schedule": schedule, "paired_ratio": 0.5, "ema": ema})
     splits = synthetic_splits(n_train=160, paired_fraction=0.1)
     straight = Trainer(config, splits=splits, progress=None)
     final = straight.fit()
@@ -45,6 +47,7 @@ def test_resumed_run_repeats_the_uninterrupted_one(schedule: str, synthetic_spli
     final_resumed = resumed.fit()
 
     assert_same_parameters(straight.model, resumed.model)
+    assert_same_parameters(straight.scored_model, resumed.scored_model)  # the weight average, under ema
     assert without_timing(straight.history) == without_timing(resumed.history)
     assert len(resumed.history) == 2
     for key in ("test_accuracy", "test_accuracy_last", "best_epoch", "epochs"):

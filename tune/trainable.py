@@ -98,7 +98,7 @@ class EpochReporter:
         report_epoch(trainer, epoch, metrics)  # after the images: the checkpoint's sync carries them
 
     def log_images(self, trainer: Trainer, epoch: int) -> None:
-        grid = cross_synthesis_grid(trainer.model, trainer.source, trainer.target, trainer.device)
+        grid = cross_synthesis_grid(trainer.scored_model, trainer.source, trainer.target, trainer.device)
         if grid is None:
             return
         if self.writer is None:

@@ -23,7 +23,7 @@ from dmvae.models import MultimodalVAE
 class TrainedRun(Protocol):
     """What the figures need of a trained run (a dmvae.training.Trainer is one)."""
 
-    model: MultimodalVAE
+    scored_model: MultimodalVAE  # the weights to draw (the averaged ones under train.ema)
     splits: Any  # DatasetSplits with a test split
     source: str
     target: str
@@ -41,7 +41,7 @@ GRID_ROWS = 6
 
 def write_figures(trainer: TrainedRun, out_dir: Path) -> list[Path]:
     """Write the PNGs that make sense for this model and data under out_dir; return their paths."""
-    model, device = trainer.model, trainer.device
+    model, device = trainer.scored_model, trainer.device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
@@ -57,7 +57,7 @@ def write_figures(trainer: TrainedRun, out_dir: Path) -> list[Path]:
 
 
 def _write_all(trainer: TrainedRun, out_dir: Path, generator: torch.Generator) -> list[Path]:
-    model, source, target, test = trainer.model, trainer.source, trainer.target, trainer.splits.test
+    model, source, target, test = trainer.scored_model, trainer.source, trainer.target, trainer.splits.test
     written: list[Path] = []
     if len(test) == 0:
         return written

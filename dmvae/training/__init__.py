@@ -1,5 +1,6 @@
 from dmvae.training.callbacks import Callback, Hook, Progress, RunFolder, SharedLatentCheck
-from dmvae.training.trainer import Trainer, TrainingDiverged, resolve_device, resolve_precision
+from dmvae.training.hardware import resolve_device, resolve_precision
+from dmvae.training.trainer import Trainer, TrainingDiverged
 
 __all__ = [
     "Callback",

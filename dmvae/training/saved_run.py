@@ -28,11 +28,12 @@ def load_run(run_dir: Path, weights: str = "best", overrides: list[str] | None =
             raise UserError(
                 f"{run_dir}/checkpoints/best_model.pt is corrupt ({type(error).__name__})"
             ) from None
-        trainer.model.load_state_dict(state)
+        trainer.scored_model.load_state_dict(state)
     else:
-        trainer.model.load_state_dict(
-            load_checkpoint(run_dir / "checkpoints" / "last.pt", trainer.device)["model"]
-        )
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt", trainer.device)
+        trainer.model.load_state_dict(checkpoint["model"])
+        if trainer.average is not None and checkpoint.get("average") is not None:
+            trainer.average.load_state_dict(checkpoint["average"])
     return trainer
 
 

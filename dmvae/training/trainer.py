@@ -23,8 +23,10 @@ from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
 from dmvae.training.augment import random_shift
+from dmvae.training.averaging import WeightAverage
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
+from dmvae.training.hardware import make_optimizer, resolve_device, resolve_precision
 from dmvae.training.schedules import make_schedule
 
 if TYPE_CHECKING:
@@ -38,34 +40,6 @@ def restart_seed(seed: int, restart: int) -> int:
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def resolve_precision(name: str, device: torch.device, model: torch.nn.Module) -> str:
-    """`auto` is bf16 where it pays: on a CUDA GPU that supports it, and for convolutional networks on a
-    CPU with native bfloat16 (AVX512-BF16/AMX, as oneDNN reports): there the convolutions run ~2x faster.
-    The small MLPs of MNIST gain nothing from it on a CPU (their steps are bound by per-op overhead) and
-    measured a little lower accuracy here, so they stay in fp32."""
-    if name != "auto":
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    convolutional = any(
-        isinstance(module, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for module in model.modules()
-    )
-    return "bf16" if convolutional and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-
-
-def make_optimizer(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with its fused kernel (one pass over all parameters) where torch has one for the device."""
-    return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name} asked for, but torch sees no CUDA GPU; use device=cpu or auto")
-    return torch.device(name)
 
 
 class Trainer:
@@ -106,6 +80,7 @@ class Trainer:
         )
         if any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
             self.model.to(memory_format=torch.channels_last)
+        self.average = WeightAverage(self.model, config.train.ema) if config.train.ema else None
         self._parameters = list(self.model.parameters())
         self._zeros: dict[torch.nn.Parameter, torch.Tensor] = {}
         self.optimizer = make_optimizer(self._parameters, config.train.lr, self.device)
@@ -184,6 +159,8 @@ class Trainer:
             total.backward()
             self._zero_missing_grads()
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update(model)
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
         metrics["train/paired_steps"] = counts.get("train/paired/loss", 0)
         if not torch.isfinite(torch.tensor(metrics["train/loss"])):
@@ -205,13 +182,18 @@ class Trainer:
                     zero = self._zeros[parameter] = torch.zeros_like(parameter)
                 parameter.grad = zero
 
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """The weights that validation selects and the test scores: their average with train.ema."""
+        return self.average.model if self.average is not None else self.model
+
     def evaluate(self, split: str = "val", per_class: bool = False) -> dict:
         dataset = getattr(self.splits, split)
         if dataset is None:
             raise ValueError(f"these splits were loaded without the {split} split")
         protocol, samples = self.config.eval.protocol, self.config.eval.samples
         return evaluate_cross_generation(
-            self.model, dataset, self.source, self.target, protocol, per_class, samples
+            self.scored_model, dataset, self.source, self.target, protocol, per_class, samples
         )
 
     # --- the loop ------------------------------------------------------------------------------------------
@@ -292,7 +274,7 @@ class Trainer:
         scores = self.evaluate("val")
         if scores["accuracy"] > self.best_score:
             self.best_score, self.best_epoch = scores["accuracy"], self.epoch
-            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_state = copy.deepcopy(self.scored_model.state_dict())
         return scores
 
     def finish(self) -> dict:
@@ -310,12 +292,12 @@ class Trainer:
             return final | {"val_best_accuracy": self.best_score}
         final |= {f"test_{key}_last": value for key, value in self.evaluate("test").items()}
         if self.best_state is not None:
-            last_state = copy.deepcopy(self.model.state_dict())
-            self.model.load_state_dict(self.best_state)
+            last_state = copy.deepcopy(self.scored_model.state_dict())
+            self.scored_model.load_state_dict(self.best_state)
             final |= {f"val_{key}": value for key, value in self.evaluate("val", per_class=True).items()}
             final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
             final |= self.coherence_scores()
-            self.model.load_state_dict(last_state)
+            self.scored_model.load_state_dict(last_state)
         return final
 
     def prepare_coherence_classifier(self) -> CoherenceClassifier | None:
@@ -349,7 +331,7 @@ class Trainer:
 
         samples = self.config.eval.coherence_samples
         return {
-            "test_coherence": coherence(self.model, classifier, self.source, self.target, samples),
+            "test_coherence": coherence(self.scored_model, classifier, self.source, self.target, samples),
             "coherence_classifier_accuracy": classifier.test_accuracy,
         }
 
@@ -357,6 +339,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),
+            "average": self.average.state_dict() if self.average is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "best_score": self.best_score,
@@ -374,6 +357,10 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        if self.average is not None:
+            if state.get("average") is None:
+                raise UserError("the checkpoint holds no weight average (train.ema): resume with train.ema=0")
+            self.average.load_state_dict(state["average"])
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # as after zero_grad(set_to_none=False) in an unbroken run
             for parameter in group["params"]:
