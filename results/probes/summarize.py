@@ -1,8 +1,9 @@
-"""results/probes/NAME.csv from the runs of results/probes/NAME.sh (runs/probes/PREFIX-*): each run's best
+"""results/probes/NAME.csv from the runs of results/probes/NAME.sh (runs/probes/PREFIX*): each run's best
 validation accuracy (1,000 labels), its epochs, lost and weakest digit, beside the override it was run with.
 
     .venv/bin/python results/probes/summarize.py knobs_0p2 k02
     .venv/bin/python results/probes/summarize.py balanced_0p2 b02
+    .venv/bin/python results/probes/summarize.py ema e0
 """
 
 import csv
@@ -14,7 +15,7 @@ from pathlib import Path
 name, prefix = sys.argv[1:3]
 script = Path(f"results/probes/{name}.sh").read_text()
 rows = []
-for run in sorted(Path("runs/probes").glob(f"{prefix}-*")):
+for run in sorted(Path("runs/probes").glob(f"{prefix}*")):
     final_file = run / "final.json"
     if not run.is_dir() or not final_file.is_file():
         continue
