@@ -35,6 +35,7 @@ import yaml
 
 from analysis.tables import Cell, Table
 from dmvae.errors import UserError
+from tune.study import REPO
 
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 BEST = "best.yaml"
@@ -52,16 +53,18 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def commit() -> str:
-    """The checked-out commit of this repository (with +dirty when files differ), or 'unknown'."""
-    root = Path(__file__).resolve().parents[1]
+def commit(root: Path = REPO) -> str:
+    """The checked-out commit of this repository, with +dirty when tracked code or configs differ from it,
+    or 'unknown'. results/ and README.md do not count: reproduce and `dmvae results` write them."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+             ":(exclude)README.md"],
+            cwd=root, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")

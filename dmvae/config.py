@@ -154,6 +154,7 @@ class TrainConfig(BaseConfig):
     restart_epochs: int = 5
     batch_size: int = 100
     lr: float = 1e-3
+    lr_decay: str = "none"  # none | cosine: annealed from lr towards 0 over `epochs`, set at each epoch
     # decay of an exponential moving average of the weights, updated every step, that validation selects
     # and the test scores (0: off, the paper's training)
     ema: float = 0.0
@@ -248,6 +249,7 @@ class RunConfig(BaseConfig):
             raise UserError(
                 f"train.ema must be in [0, 1) (the average's decay, e.g. 0.999; 0: off), got {t.ema!r}"
             )
+        _choice("train.lr_decay", t.lr_decay, ("none", "cosine"))
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)
         _choice("train.precision", t.precision, ("auto", "fp32", "bf16"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import yaml
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
 
-from analysis.reproduce import Reproduction  # noqa: E402
+from analysis.reproduce import Reproduction, commit  # noqa: E402
 from analysis.tables import load_table, table_from_dict  # noqa: E402
 from dmvae.cli import main  # noqa: E402
 from dmvae.data import default_root  # noqa: E402
@@ -298,3 +299,23 @@ def test_warm_start_takes_the_nearest_finished_cell_here_or_in_warm_start_from(t
     finish(tmp_path / "results" / "other" / "cells" / "DMVAE_disc@5", 0.004)  # the same fraction: nearest
     assert run.warm_start(at_5) == {"train.lr": 0.004}
     assert run.warm_start(at_10) == {"train.lr": 0.004}  # its own cell is never its warm start
+
+
+def test_the_recorded_commit_is_dirty_for_code_not_for_the_results_the_tool_writes(tmp_path: Path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    for name in ("code.py", "README.md", "results/results.csv"):
+        (tmp_path / name).write_text("0\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    clean = commit(tmp_path)
+    assert len(clean) == 12 and "dirty" not in clean
+    (tmp_path / "results" / "results.csv").write_text("1\n")
+    (tmp_path / "README.md").write_text("1\n")
+    assert commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("1\n")
+    assert commit(tmp_path) == clean + "+dirty"
+    assert commit(tmp_path / "missing") == "unknown"

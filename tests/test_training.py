@@ -27,11 +27,15 @@ def interrupt_after_first_epoch(trainer: Trainer, epoch: int, metrics: dict) -> 
         raise Interrupted
 
 
-@pytest.mark.parametrize("schedule, ema", [("authors", 0.0), ("mixed", 0.0), ("mixed", 0.9)])
+@pytest.mark.parametrize(
+    "schedule, ema, lr_decay",
+    [("authors", 0.0, "none"), ("mixed", 0.0, "none"), ("mixed", 0.9, "none"), ("mixed", 0.0, "cosine")],
+)
 def test_resumed_run_repeats_the_uninterrupted_one(
-    schedule: str, ema: float, synthetic_splits, tmp_path: Path
+    schedule: str, ema: float, lr_decay: str, synthetic_splits, tmp_path: Path
 ) -> None:
-    config = tiny_config(train={"schedule": schedule, "paired_ratio": 0.5, "ema": ema})
+    train = {"schedule": schedule, "paired_ratio": 0.5, "ema": ema, "lr_decay": lr_decay}
+    config = tiny_config(train=train)
     splits = synthetic_splits(n_train=160, paired_fraction=0.1)
     straight = Trainer(config, splits=splits, progress=None)
     final = straight.fit()

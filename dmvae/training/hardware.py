@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from dmvae.errors import UserError
@@ -25,6 +27,15 @@ def resolve_precision(name: str, device: torch.device, model: torch.nn.Module) -
 def make_optimizer(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam with its fused kernel (one pass over all parameters) where torch has one for the device."""
     return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def epoch_lr(lr: float, decay: str, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch `epoch` (0-based) of `epochs`: constant, or cosine-annealed from lr
+    towards 0 over the run (Loshchilov & Hutter, SGDR, without restarts). A function of the epoch alone,
+    so a resumed run and its restarts need no scheduler state."""
+    if decay == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    return lr
 
 
 def resolve_device(name: str) -> torch.device:

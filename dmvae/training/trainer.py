@@ -26,7 +26,7 @@ from dmvae.training.augment import random_shift
 from dmvae.training.averaging import WeightAverage
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
-from dmvae.training.hardware import make_optimizer, resolve_device, resolve_precision
+from dmvae.training.hardware import epoch_lr, make_optimizer, resolve_device, resolve_precision
 from dmvae.training.schedules import make_schedule
 
 if TYPE_CHECKING:
@@ -131,6 +131,9 @@ class Trainer:
         first = model.names[0]
         sizes = {True: len(self.paired_index), False: len(self.unpaired_index)}
         model.train()
+        lr = epoch_lr(config.train.lr, config.train.lr_decay, self.epoch, config.train.epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         steps = self.schedule.epoch(self.generator)
@@ -163,6 +166,7 @@ class Trainer:
                 self.average.update(model)
         metrics = {key: float(value) / counts[key] for key, value in sums.items()}
         metrics["train/paired_steps"] = counts.get("train/paired/loss", 0)
+        metrics["train/lr"] = lr
         if not torch.isfinite(torch.tensor(metrics["train/loss"])):
             raise TrainingDiverged(
                 f"training diverged at epoch {self.epoch + 1}: the loss is {metrics['train/loss']}; "
