@@ -108,6 +108,11 @@ def importance(storage: str, study_name: str, path: Path, title: str = "") -> Re
     scores, note = param_importances(study)
     if not scores:
         return None, note
+    return importance_bars(scores, path, title), note
+
+
+def importance_bars(scores: dict[str, float], path: Path, title: str = "") -> Path:
+    """A bar per hyperparameter: importances as computed (and archived) by tune.results.param_importances."""
     names = list(scores)[::-1]
     figure = Figure(figsize=(6.4, 0.5 * len(names) + 1.5))
     axes = figure.add_subplot()
@@ -115,7 +120,7 @@ def importance(storage: str, study_name: str, path: Path, title: str = "") -> Re
     axes.set_xlabel("importance (Optuna PED-ANOVA)")
     axes.set_title(title or "hyperparameter importance")
     axes.grid(True, axis="x", alpha=0.3)
-    return _save(figure, path), note
+    return _save(figure, path)
 
 
 def copy_run_figures(run: Path, out_dir: Path, prefix: str) -> list[Path]:

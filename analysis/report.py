@@ -7,7 +7,9 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,16 +21,25 @@ from analysis.paper import SOURCES, paper_table
 FIGURES = "figures"
 TITLES = {"1": "Table 1 — MNIST / FMNIST accuracy", "2a": "Table 2a — CelebA", "7": "Table 7 — readable rows",
           "8": "Table 8 — ablation"}  # fmt: skip
+Search = tuple[
+    dict[str, Any], pd.DataFrame
+]  # a study's info and one row per trial (load.experiment_info/...)
 
 
 def write_report(
-    paths: list[str | Path], out_dir: str | Path, argv: list[str] | None = None, paper_table: str = "1"
+    paths: list[str | Path],
+    out_dir: str | Path,
+    argv: list[str] | None = None,
+    paper_table: str = "1",
+    searches: Sequence[Search] = (),
 ) -> Path:
     """report.md over run folders and tune experiments; results are compared with the paper's table
-    `paper_table` first (analysis.paper.paper_value)."""
+    `paper_table` first (analysis.paper.paper_value). `searches`: studies whose experiment folders are gone,
+    as (info, trials) in the shapes of load.experiment_info and load.load_experiment, with the archived
+    importances in info["importance"] (`dmvae reproduce` in a fresh checkout: its results/ archive)."""
     started = time.perf_counter()
     run_dirs, experiment_dirs = load.find_inputs(paths)
-    if not run_dirs and not experiment_dirs:
+    if not run_dirs and not experiment_dirs and not searches:
         from dmvae.errors import UserError
 
         raise UserError("no run folders or tune experiments found in " + " ".join(map(str, paths)))
@@ -38,8 +49,9 @@ def write_report(
     comparison = comparing.compare(runs, paper_table)
     comparing.to_csv(comparison, out / "comparison.csv")
     experiments = [(load.experiment_info(path), load.load_experiment(path)) for path in experiment_dirs]
+    experiments += list(searches)
 
-    parts = [_header(argv, run_dirs, experiment_dirs)]
+    parts = [_header(argv, run_dirs, experiment_dirs, len(searches))]
     parts.append(_results(comparison, out, paper_table))
     parts.append(_best_run_figures(runs, out))
     parts += [_search(info, trials, out) for info, trials in experiments]
@@ -57,14 +69,16 @@ def _link(out: Path, path: Path, caption: str) -> str:
     return f"![{caption}]({path.relative_to(out).as_posix()})\n"
 
 
-def _header(argv, run_dirs, experiment_dirs) -> str:
+def _header(argv, run_dirs, experiment_dirs, archived: int = 0) -> str:
     command = (
         "dmvae report " + " ".join(shlex.quote(a) for a in argv) if argv else "analysis.report.write_report"
     )
     return (
         "# DMVAE vs MVAE vs the paper\n\n"
         f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `{command}` from {len(run_dirs)} final run(s) and "
-        f"{len(experiment_dirs)} tune experiment(s). Paper: Lee & Pavlovic, NeurIPS 2020 (DMVAE); MVAE: "
+        f"{len(experiment_dirs)} tune experiment(s)"
+        + (f", and {archived} search(es) archived without their experiment folder" if archived else "")
+        + ". Paper: Lee & Pavlovic, NeurIPS 2020 (DMVAE); MVAE: "
         "Wu & Goodman, NeurIPS 2018. Test metrics come from final runs only; searches select on validation.\n"
     )
 
@@ -149,9 +163,12 @@ def _search(info: dict, trials: pd.DataFrame, out: Path) -> str:
     text.append(
         _link(out, path, f"search history of {name}") if path else f"_Search history skipped: {note}._\n"
     )
-    storage = _storage(info)
-    path, note = plots.importance(storage, info["optuna_study"], out / FIGURES / f"importance-{slug}.png",
-                                  f"hyperparameter importance: {name}")  # fmt: skip
+    figure, title = out / FIGURES / f"importance-{slug}.png", f"hyperparameter importance: {name}"
+    if "importance" in info:  # archived with the study's results: its storage is not on this machine
+        scores, note = info["importance"], info.get("importance_note", "")
+        path = plots.importance_bars(scores, figure, title) if scores else None
+    else:
+        path, note = plots.importance(_storage(info), info["optuna_study"], figure, title)
     text.append(
         _link(out, path, f"importance of {name}") if path else f"_Importance plot skipped: {note}._\n"
     )
@@ -199,7 +216,7 @@ def _what_was_run(argv, runs: pd.DataFrame, experiments, inputs: list[Path], sec
     if recorded:
         text.append("Recorded (commands.txt / final_runs.json):\n")
         text.append("```\n" + "\n".join(recorded) + "\n```\n")
-    equivalent = [environment.equivalent_tune_command(info) for info, _ in experiments]
+    equivalent = [info.get("command") or environment.equivalent_tune_command(info) for info, _ in experiments]
     equivalent += [environment.equivalent_train_command(Path(run)) for run in runs.get("run", [])]
     if argv:
         equivalent.append("dmvae report " + " ".join(shlex.quote(a) for a in argv))

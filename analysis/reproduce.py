@@ -10,7 +10,8 @@ cell's study and finals). Folders:
     RESULTS/cells/<cell>/          cell.json (best trial, importances, timings, commits), best.yaml,
                                    trials.csv and final/seed-S/ (config.yaml, final.json, metrics.jsonl)
     RESULTS/results.csv            one row per cell and seed; RESULTS/summary.md: a row per cell
-    RESULTS/report/report.md       the report over the archived final runs (and the studies on disk)
+    RESULTS/report/report.md       the report over the archived final runs and every study (from its
+                                   folder when on disk, else from its archived cell.json and trials.csv)
 
 OUT (default runs/tables/<table>) holds the bulky run folders; RESULTS (default results/<table>) the small
 files that are committed to the repository as data, so a later session (a fresh checkout without OUT)
@@ -244,9 +245,11 @@ class Reproduction:
         unpin_data_root(self.archive(cell) / BEST)
         with (self.archive(cell) / "trials.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["number", "state", "epochs", experiment.study.metric, "params"])
+            writer.writerow(["number", "trial_id", "state", "epochs", experiment.study.metric, "params"])
             for row in rows:
-                writer.writerow([row.number, row.state, row.epochs, row.metric, json.dumps(row.params)])
+                writer.writerow(
+                    [row.number, row.trial_id, row.state, row.epochs, row.metric, json.dumps(row.params)]
+                )
         state = self.cell_state(cell)
         state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
         state["study_seed"] = experiment.study.seed  # the TPE sampler's
@@ -368,18 +371,67 @@ class Reproduction:
     def write_report(self) -> Path:
         from analysis.report import write_report
 
-        inputs = []
+        inputs, archived = [], []
         for cell in self.table.cells:
             study, finals = self.study_folder(cell), self.archive(cell) / FINAL
-            inputs += [p for p in (study, finals) if (p / "study.yaml").is_file() or p.is_dir()]
-        if not inputs:
+            if (study / "study.yaml").is_file():
+                inputs.append(study)
+            elif (search := self.archived_search(cell)) is not None:
+                archived.append(search)  # a later session: the study's folder is gone, its archive is not
+            if finals.is_dir():
+                inputs.append(finals)
+        if not inputs and not archived:
             return self.results / RESULTS
         report = self.results / "report"
         paper = ["--paper-table", self.table.paper_table] if self.table.paper_table != "1" else []
         argv = [*map(str, inputs), "--out", str(report), *paper]
-        path = write_report(inputs, report, argv=argv, paper_table=self.table.paper_table)
+        path = write_report(inputs, report, argv=argv, paper_table=self.table.paper_table, searches=archived)
         self.say(f"report: {path}")
         return path
+
+    def archived_search(self, cell: Cell) -> tuple[dict[str, Any], Any] | None:
+        """The cell's study as the report shows it (load.experiment_info and load.load_experiment), read
+        from its archive (cell.json, trials.csv); None when the cell was never tuned here."""
+        import pandas as pd
+
+        archive = self.archive(cell)
+        if not (archive / "trials.csv").is_file() or not (archive / CELL_FILE).is_file():
+            return None
+        state, study = self.load_state(cell), cell.study()
+        with (archive / "trials.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        trials = pd.DataFrame([_archived_trial(row, cell.folder, study.metric, state) for row in rows])
+        trials["folder"] = str(archive)
+        source = self.table.source or f"tune/tables/{self.table.name}.yaml"
+        info = {
+            "name": cell.folder, "folder": str(archive), "study": study.name, "metric": study.metric,
+            "mode": study.mode, "num_samples": study.num_samples, "max_epochs": study.max_epochs,
+            "seed": state.get("study_seed"), "base": study.run_config().to_dict(),
+            "wall_seconds": state.get("tuning_wall_seconds"),
+            "trial_seconds": state.get("tuning_trial_seconds"),
+            "importance": state.get("importance") or {},
+            "importance_note": state.get("importance_note", ""),
+            "command": f"dmvae reproduce {source} --cells '{cell.name}'",
+        }  # fmt: skip
+        return info, trials
+
+
+def _archived_trial(
+    row: dict[str, str], experiment: str, metric: str, state: dict[str, Any]
+) -> dict[str, Any]:
+    """A row of an archived trials.csv in load.load_experiment's shape."""
+    params = json.loads(row["params"])
+    best = params == state.get("best_params")  # older archives name only the best trial
+    return {
+        "experiment": experiment,
+        "trial_number": int(row["number"]),
+        "trial_id": row.get("trial_id") or (state.get("best_trial") if best else "-"),
+        "state": row["state"],
+        "epochs": int(row["epochs"]) if row["epochs"] else None,
+        "metric": metric,
+        "metric_last": float(row[metric]) if row[metric] else None,
+        **{f"param.{key}": value for key, value in params.items()},
+    }
 
 
 def unpin_data_root(path: Path) -> None:

@@ -87,6 +87,7 @@ class Table:
     share_cells_with: list[Path] = field(default_factory=list)  # table files whose equal cells are reused
     warm_start_from: list[Path] = field(default_factory=list)  # table files whose best trials warm-start ours
     paper_table: str = "1"  # the paper's table the results are compared with first (analysis.paper)
+    source: Path | None = None  # the table file it was read from
 
     def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
         """The cell of `other` that computes exactly what `cell` does (same study file and settings, final
@@ -121,9 +122,11 @@ def load_table(path: str | Path) -> Table:
     if not path.is_file():
         raise UserError(f"table file {path} does not exist; see tune/tables/ for examples")
     try:
-        return table_from_dict(read_yaml_mapping(path, "table file"), default_name=path.stem)
+        table = table_from_dict(read_yaml_mapping(path, "table file"), default_name=path.stem)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
+    table.source = path
+    return table
 
 
 def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Table:

@@ -143,6 +143,14 @@ def test_unknown_cell_pattern_is_an_error():
         table_from_dict(tiny_table()).select(["MVAE@*"])
 
 
+def search_sections(report: Path) -> dict[str, str]:
+    """The report's "## Search: NAME" sections by NAME."""
+    sections = report.read_text().split("\n## ")
+    return {
+        part.split("\n")[0].removeprefix("Search: "): part for part in sections if part.startswith("Search: ")
+    }
+
+
 def read_rows(out: Path) -> list[dict]:
     with (out / "results.csv").open() as handle:
         return list(csv.DictReader(handle))
@@ -219,10 +227,18 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     # A later session: a fresh checkout has results/ but not the run folders. Nothing is trained again.
     import shutil
 
+    searched = search_sections(results / "report" / "report.md")
+    assert list(searched) == ["DMVAE_disc@5", "DMVAE_disc@10"] and "importance of" in searched["DMVAE_disc@5"]
     shutil.rmtree(out)
     assert main(["reproduce", str(table), "--out", str(out), "--results", str(results)]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert read_rows(results) == rows
+    # ... and its report still shows every search, read from the archive, as it was shown from the study
+    regenerated = search_sections(results / "report" / "report.md")
+    for cell, section in searched.items():
+        moved = section.replace(f"out/studies/{cell}`", f"results/tiny/cells/{cell}`")
+        assert regenerated[cell] == moved, cell
+    assert "dmvae reproduce tiny.yaml --cells 'DMVAE_disc@5'" in (results / "report" / "report.md").read_text()
     # The table's final settings changed since: the finished cells say so and are not trained again.
     changed = tmp_path / "changed.yaml"
     final = tiny_table()["final"] | {"train.patience": 3}
