@@ -34,14 +34,21 @@ from typing import Any
 
 import yaml
 
+from analysis.archive import (
+    BEST,
+    CELL_FILE,
+    FINAL,
+    TRIALS,
+    archived_search,
+    read_state,
+    unpin_data_root,
+    write_trials,
+)
 from analysis.tables import Cell, Table
 from dmvae.errors import UserError
 from tune.study import REPO
 
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
-BEST = "best.yaml"
-FINAL = "final"
-CELL_FILE = "cell.json"
 RESULTS = "results.csv"
 # the small files of each final run kept in the archive
 ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
@@ -243,13 +250,7 @@ class Reproduction:
             raise UserError(f"cell {cell.name}: no trial of its study reported {experiment.study.metric}")
         export_best(experiment, self.archive(cell) / BEST)
         unpin_data_root(self.archive(cell) / BEST)
-        with (self.archive(cell) / "trials.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["number", "trial_id", "state", "epochs", experiment.study.metric, "params"])
-            for row in rows:
-                writer.writerow(
-                    [row.number, row.trial_id, row.state, row.epochs, row.metric, json.dumps(row.params)]
-                )
+        write_trials(rows, experiment.study.metric, self.archive(cell) / TRIALS)
         state = self.cell_state(cell)
         state |= {"best_params": best[0].params, "best_trial": best[0].trial_id, "trials": len(rows)}
         state["study_seed"] = experiment.study.seed  # the TPE sampler's
@@ -292,15 +293,15 @@ class Reproduction:
         return self.load_state(cell) if exists else {"cell": cell.name}
 
     def load_state(self, cell: Cell) -> dict[str, Any]:
-        path = self.archive(cell) / CELL_FILE
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
+        return read_state(self.archive(cell))
 
     def save_state(self, cell: Cell, state: dict[str, Any]) -> None:
         path = self.archive(cell) / CELL_FILE
         path.write_text(json.dumps(state, indent=2, default=str) + "\n")
+
+    def command(self, cell: Cell) -> str:
+        source = self.table.source or f"tune/tables/{self.table.name}.yaml"
+        return f"dmvae reproduce {source} --cells '{cell.name}'"
 
     @staticmethod
     def model_label(study) -> str:
@@ -376,7 +377,7 @@ class Reproduction:
             study, finals = self.study_folder(cell), self.archive(cell) / FINAL
             if (study / "study.yaml").is_file():
                 inputs.append(study)
-            elif (search := self.archived_search(cell)) is not None:
+            elif (search := archived_search(self.archive(cell), cell, self.command(cell))) is not None:
                 archived.append(search)  # a later session: the study's folder is gone, its archive is not
             if finals.is_dir():
                 inputs.append(finals)
@@ -388,63 +389,6 @@ class Reproduction:
         path = write_report(inputs, report, argv=argv, paper_table=self.table.paper_table, searches=archived)
         self.say(f"report: {path}")
         return path
-
-    def archived_search(self, cell: Cell) -> tuple[dict[str, Any], Any] | None:
-        """The cell's study as the report shows it (load.experiment_info and load.load_experiment), read
-        from its archive (cell.json, trials.csv); None when the cell was never tuned here."""
-        import pandas as pd
-
-        archive = self.archive(cell)
-        if not (archive / "trials.csv").is_file() or not (archive / CELL_FILE).is_file():
-            return None
-        state, study = self.load_state(cell), cell.study()
-        with (archive / "trials.csv").open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        trials = pd.DataFrame([_archived_trial(row, cell.folder, study.metric, state) for row in rows])
-        trials["folder"] = str(archive)
-        source = self.table.source or f"tune/tables/{self.table.name}.yaml"
-        info = {
-            "name": cell.folder, "folder": str(archive), "study": study.name, "metric": study.metric,
-            "mode": study.mode, "num_samples": study.num_samples, "max_epochs": study.max_epochs,
-            "seed": state.get("study_seed"), "base": study.run_config().to_dict(),
-            "wall_seconds": state.get("tuning_wall_seconds"),
-            "trial_seconds": state.get("tuning_trial_seconds"),
-            "importance": state.get("importance") or {},
-            "importance_note": state.get("importance_note", ""),
-            "command": f"dmvae reproduce {source} --cells '{cell.name}'",
-        }  # fmt: skip
-        return info, trials
-
-
-def _archived_trial(
-    row: dict[str, str], experiment: str, metric: str, state: dict[str, Any]
-) -> dict[str, Any]:
-    """A row of an archived trials.csv in load.load_experiment's shape."""
-    params = json.loads(row["params"])
-    best = params == state.get("best_params")  # older archives name only the best trial
-    return {
-        "experiment": experiment,
-        "trial_number": int(row["number"]),
-        "trial_id": row.get("trial_id") or (state.get("best_trial") if best else "-"),
-        "state": row["state"],
-        "epochs": int(row["epochs"]) if row["epochs"] else None,
-        "metric": metric,
-        "metric_last": float(row[metric]) if row[metric] else None,
-        **{f"param.{key}": value for key, value in params.items()},
-    }
-
-
-def unpin_data_root(path: Path) -> None:
-    """Drop the absolute data root that a study pins into its configs (so that Ray workers find the data)
-    from an archived config when it is the default one, and show other paths under the current folder
-    relative to it: the committed files name no machine's paths and rerun from any checkout."""
-    from dmvae.data import default_root
-
-    if not path.is_file():
-        return
-    text = path.read_text()
-    pinned = f"root: {default_root().resolve()}\n"
-    path.write_text(text.replace(pinned, "root: null\n").replace(f"{Path.cwd().resolve()}/", ""))
 
 
 def _round(value: Any) -> float | None:

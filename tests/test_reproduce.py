@@ -238,7 +238,9 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     for cell, section in searched.items():
         moved = section.replace(f"out/studies/{cell}`", f"results/tiny/cells/{cell}`")
         assert regenerated[cell] == moved, cell
-    assert "dmvae reproduce tiny.yaml --cells 'DMVAE_disc@5'" in (results / "report" / "report.md").read_text()
+    assert (
+        "dmvae reproduce tiny.yaml --cells 'DMVAE_disc@5'" in (results / "report" / "report.md").read_text()
+    )
     # The table's final settings changed since: the finished cells say so and are not trained again.
     changed = tmp_path / "changed.yaml"
     final = tiny_table()["final"] | {"train.patience": 3}

@@ -1,0 +1,100 @@
+"""A cell's archive, RESULTS/cells/<cell>/: the small files of `dmvae reproduce` that are committed as data.
+
+    cell.json      best trial and its values, importances, timings, the commits that tuned and trained
+    best.yaml      the exported best config
+    trials.csv     one row per trial of the study: number, trial_id, state, epochs, metric, params (JSON)
+    final/seed-S/  config.yaml, final.json, metrics.jsonl (and the cross-synthesis figure) of each final run
+
+A later session (a fresh checkout without the run folders) reads them back: to skip finished cells, to
+warm-start a neighbouring cell, and to show each study in the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmvae.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.tables import Cell
+
+BEST = "best.yaml"
+FINAL = "final"
+CELL_FILE = "cell.json"
+TRIALS = "trials.csv"
+
+
+def read_state(archive: Path) -> dict[str, Any]:
+    path = archive / CELL_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
+
+
+def write_trials(rows, metric: str, path: Path) -> None:
+    """trials.csv from tune.results.trial_rows."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["number", "trial_id", "state", "epochs", metric, "params"])
+        for row in rows:
+            writer.writerow(
+                [row.number, row.trial_id, row.state, row.epochs, row.metric, json.dumps(row.params)]
+            )
+
+
+def archived_search(archive: Path, cell: Cell, command: str) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """The cell's study as the report shows it (load.experiment_info and load.load_experiment), read from
+    its archive; None when the cell was never tuned. `command`: the one that ran the study."""
+    import pandas as pd
+
+    if not (archive / TRIALS).is_file() or not (archive / CELL_FILE).is_file():
+        return None
+    state, study = read_state(archive), cell.study()
+    with (archive / TRIALS).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    trials = pd.DataFrame([_trial(row, cell.folder, study.metric, state) for row in rows])
+    trials["folder"] = str(archive)
+    info = {
+        "name": cell.folder, "folder": str(archive), "study": study.name, "metric": study.metric,
+        "mode": study.mode, "num_samples": study.num_samples, "max_epochs": study.max_epochs,
+        "seed": state.get("study_seed"), "base": study.run_config().to_dict(),
+        "wall_seconds": state.get("tuning_wall_seconds"), "trial_seconds": state.get("tuning_trial_seconds"),
+        "importance": state.get("importance") or {}, "importance_note": state.get("importance_note", ""),
+        "command": command,
+    }  # fmt: skip
+    return info, trials
+
+
+def _trial(row: dict[str, str], experiment: str, metric: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A row of trials.csv in load.load_experiment's shape."""
+    params = json.loads(row["params"])
+    best = params == state.get("best_params")  # older archives name only the best trial
+    return {
+        "experiment": experiment,
+        "trial_number": int(row["number"]),
+        "trial_id": row.get("trial_id") or (state.get("best_trial") if best else "-"),
+        "state": row["state"],
+        "epochs": int(row["epochs"]) if row["epochs"] else None,
+        "metric": metric,
+        "metric_last": float(row[metric]) if row[metric] else None,
+        **{f"param.{key}": value for key, value in params.items()},
+    }
+
+
+def unpin_data_root(path: Path) -> None:
+    """Drop the absolute data root that a study pins into its configs (so that Ray workers find the data)
+    from an archived config when it is the default one, and show other paths under the current folder
+    relative to it: the committed files name no machine's paths and rerun from any checkout."""
+    from dmvae.data import default_root
+
+    if not path.is_file():
+        return
+    text = path.read_text()
+    pinned = f"root: {default_root().resolve()}\n"
+    path.write_text(text.replace(pinned, "root: null\n").replace(f"{Path.cwd().resolve()}/", ""))
