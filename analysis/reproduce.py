@@ -212,15 +212,16 @@ class Reproduction:
             study.points_to_evaluate = [*study.initial_points(), warm]
         self.say(
             f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, data seed "
-            f"{self.table.tuning_seed}, {self.table.val_labels} validation labels"
+            f"{self.table.tuning_seed}, {study.run_config().data.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )
         experiment = create_experiment(study, cell.folder, str(folder.parent))
         runner.run(experiment, address=self.address)
 
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
-        """The best trial's values of the nearest (in log paired fraction) finished cell of the same model,
-        as a point for Optuna's enqueue; None when there is none. Candidates: this table's other fractions,
+        """The best trial's values of the nearest (in log paired fraction) finished cell of the same model
+        (variants included: DMVAE_disc/x is a DMVAE_disc), as a point for Optuna's enqueue; None when there is
+        none. Candidates: this table's other fractions,
         and every fraction of the tables in `warm_start_from` (results folders beside this one)."""
         from analysis.tables import load_table
 
@@ -229,7 +230,7 @@ class Reproduction:
         ]
         done = [
             (other.fraction, state) for table, results in tables for other in table.cells
-            if other.model == cell.model and (table is not self.table or other.fraction != cell.fraction)
+            if other.label == cell.label and (table is not self.table or other.fraction != cell.fraction)
             and (path := results / "cells" / other.folder / CELL_FILE).is_file()
             and "best_params" in (state := json.loads(path.read_text()))
         ]  # fmt: skip

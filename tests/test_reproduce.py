@@ -317,6 +317,18 @@ def test_warm_start_takes_the_nearest_finished_cell_here_or_in_warm_start_from(t
     finish(tmp_path / "results" / "other" / "cells" / "DMVAE_disc@5", 0.004)  # the same fraction: nearest
     assert run.warm_start(at_5) == {"train.lr": 0.004}
     assert run.warm_start(at_10) == {"train.lr": 0.004}  # its own cell is never its warm start
+    # A variant of a model (DMVAE_disc/small) starts from the model's cells; another model never does.
+    variants = {
+        "DMVAE_disc/small": tiny_table()["models"]["DMVAE_disc"],
+        "MVAE": "tune/studies/mvae_mnist.yaml",
+    }
+    table = table_from_dict(
+        tiny_table(name="variants", models=variants, fractions=[0.05], warm_start_from=[str(other)])
+    )
+    run = Reproduction(table, tmp_path / "out", tmp_path / "results" / "variants")
+    cells = {cell.name: cell for cell in table.cells}
+    assert run.warm_start(cells["DMVAE_disc/small@5"]) == {"train.lr": 0.004}
+    assert run.warm_start(cells["MVAE@5"]) is None
 
 
 def test_the_recorded_commit_is_dirty_for_code_not_for_the_results_the_tool_writes(tmp_path: Path):
