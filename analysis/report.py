@@ -21,9 +21,8 @@ from analysis.paper import SOURCES, paper_table
 FIGURES = "figures"
 TITLES = {"1": "Table 1 — MNIST / FMNIST accuracy", "2a": "Table 2a — CelebA", "7": "Table 7 — readable rows",
           "8": "Table 8 — ablation"}  # fmt: skip
-Search = tuple[
-    dict[str, Any], pd.DataFrame
-]  # a study's info and one row per trial (load.experiment_info/...)
+# a study as the report shows it: load.experiment_info's dict and load.load_experiment's rows
+Search = tuple[dict[str, Any], pd.DataFrame]
 
 
 def write_report(
