@@ -221,8 +221,8 @@ class Reproduction:
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
         """The best trial's values of the nearest (in log paired fraction) finished cell of the same model
         (variants included: DMVAE_disc/x is a DMVAE_disc), as a point for Optuna's enqueue; None when there is
-        none. Candidates: this table's other fractions,
-        and every fraction of the tables in `warm_start_from` (results folders beside this one)."""
+        none. Candidates: this table's other fractions, and every fraction of the tables in `warm_start_from`
+        (results folders beside this one)."""
         from analysis.tables import load_table
 
         tables = [(self.table, self.results)] + [
