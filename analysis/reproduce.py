@@ -231,8 +231,8 @@ class Reproduction:
         done = [
             (other.fraction, state) for table, results in tables for other in table.cells
             if other.label == cell.label and (table is not self.table or other.fraction != cell.fraction)
-            and (path := results / "cells" / other.folder / CELL_FILE).is_file()
-            and "best_params" in (state := json.loads(path.read_text()))
+            and (results / "cells" / other.folder / CELL_FILE).is_file()
+            and "best_params" in (state := read_state(results / "cells" / other.folder))
         ]  # fmt: skip
         if not done:
             return None
