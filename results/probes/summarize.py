@@ -1,5 +1,6 @@
 """results/probes/NAME.csv from the runs of results/probes/NAME.sh (runs/probes/PREFIX*): each run's best
 validation accuracy (1,000 labels), its epochs, lost and weakest digit, beside the override it was run with.
+Rows of probes whose run folders are gone (a fresh checkout) are kept from the CSV as it was.
 
     .venv/bin/python results/probes/summarize.py knobs_0p2 k02
     .venv/bin/python results/probes/summarize.py balanced_0p2 b02
@@ -20,14 +21,24 @@ for run in sorted(Path("runs/probes").glob(f"{prefix}*")):
     if not run.is_dir() or not final_file.is_file():
         continue
     final = json.loads(final_file.read_text())
-    override = re.search(rf"run {re.escape(run.name)}(.*?)(?:&|;|$)", script, re.M).group(1).strip()
+    # the script's line `probe NAME $BASE --set KEY=VALUE ... &` (older scripts: `run NAME ...`)
+    line = re.search(rf"(?:probe|run) {re.escape(run.name)}\b(.*?)(?:&|;|$)", script, re.M)
+    override = line.group(1).replace("$BASE", "").strip()
     rows.append({
         "probe": run.name, "override": override.replace("--set ", "") or "(base)",
         "val_best": final["val_accuracy"], "best_epoch": final["best_epoch"], "epochs": final["epochs"],
         "val_labels": final["val_labels"], "lost_classes": "; ".join(final.get("val_lost_classes", [])),
         "weakest_class": min(range(10), key=lambda k: final["val_class_accuracy"][k]),
     })  # fmt: skip
-with open(f"results/probes/{name}.csv", "w", newline="") as handle:
+output = Path(f"results/probes/{name}.csv")
+if output.is_file():
+    with output.open(newline="") as handle:
+        measured = {row["probe"] for row in rows}
+        rows += [row for row in csv.DictReader(handle) if row["probe"] not in measured]
+    rows.sort(key=lambda row: row["probe"])
+if not rows:
+    sys.exit(f"no finished run matches runs/probes/{prefix}*; run results/probes/{name}.sh first")
+with output.open("w", newline="") as handle:
     writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
