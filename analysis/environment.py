@@ -23,26 +23,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware() -> dict[str, Any]:
     info: dict[str, Any] = {
         "host": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
-        "cpu": cpu_model(),
+        "cpu": platform.processor() or platform.machine(),  # torch's view below, where it imports
         "cores": os.cpu_count(),
     }
     try:
         import torch
 
+        from dmvae.training.hardware import compute_description
+
+        info["cpu"] = compute_description(torch.device("cpu"))
         if torch.cuda.is_available():
             names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             info["gpu"] = ", ".join(names)

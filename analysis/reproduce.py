@@ -209,7 +209,7 @@ class Reproduction:
             shutil.rmtree(folder)  # made but killed before Ray saved any state: nothing to lose
         warm = self.warm_start(cell)
         if warm:
-            study.points_to_evaluate = [*study.initial_points(), warm]
+            study.points_to_evaluate = study.initial_points(warm)
         self.say(
             f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, data seed "
             f"{self.table.tuning_seed}, {study.run_config().data.val_labels} validation labels"

@@ -29,6 +29,17 @@ def test_shipped_studies_load():
         study.run_config(study.paper_point())
 
 
+def test_a_warm_start_comes_last_in_place_of_the_first_points_it_completes():
+    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
+    paper, default = study.initial_points()  # the base config's values, then a partial point
+    assert study.initial_points(None) == [paper, default]
+    # the partial point's unset keys are sampled; a warm start that agrees with it on the rest replaces it
+    completed = default | {"train.augment_shift": 1}
+    assert study.initial_points(completed) == [paper, completed]
+    elsewhere = default | {"train.lr": 0.002}
+    assert study.initial_points(elsewhere) == [paper, default, elsewhere]
+
+
 def test_dmvae_mnist_study_is_the_issue_setting():
     study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
     config = study.run_config()

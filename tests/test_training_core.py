@@ -4,6 +4,7 @@ the byte-mask dropout, the compiled loss, and runs without a test split (searche
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,6 +128,16 @@ def test_the_validation_label_budget_is_a_fixed_nested_subset(real_data_root) ->
 def test_final_json_states_the_validation_label_budget(synthetic_splits) -> None:
     final = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(n_eval=20), progress=None).fit()
     assert final["val_labels"] == 20
+
+
+def test_final_json_states_the_hardware_its_numbers_depend_on(synthetic_splits) -> None:
+    final = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(n_eval=20), progress=None).fit()
+    assert final["hardware"].endswith(f"(torch CPU kernels {torch.backends.cpu.get_cpu_capability()})")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # Linux: the CPU's model name as the kernel reports it
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        assert final["hardware"].startswith(names[0])
 
 
 def test_tune_final_warns_when_a_final_seed_is_the_tuned_seed(tmp_path, capsys) -> None:

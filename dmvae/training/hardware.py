@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import platform
+from pathlib import Path
 
 import torch
 
@@ -36,6 +38,25 @@ def epoch_lr(lr: float, decay: str, epoch: int, epochs: int) -> float:
     if decay == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
     return lr
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def compute_description(device: torch.device) -> str:
+    """What a run's floating-point results depend on beyond its code, config and packages: the GPU, or the
+    CPU and the kernel set torch dispatches to on it (AVX2, AVX512, ...). The same seed and config repeat
+    their numbers where this is the same; another kernel set rounds differently, and training amplifies it."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    return f"{cpu_model()} (torch CPU kernels {torch.backends.cpu.get_cpu_capability()})"
 
 
 def resolve_device(name: str) -> torch.device:

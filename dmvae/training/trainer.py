@@ -26,7 +26,13 @@ from dmvae.training.augment import random_shift
 from dmvae.training.averaging import WeightAverage
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
-from dmvae.training.hardware import epoch_lr, make_optimizer, resolve_device, resolve_precision
+from dmvae.training.hardware import (
+    compute_description,
+    epoch_lr,
+    make_optimizer,
+    resolve_device,
+    resolve_precision,
+)
 from dmvae.training.schedules import make_schedule
 
 if TYPE_CHECKING:
@@ -290,6 +296,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "stopped_early": self.epoch < self.config.train.epochs,
             "precision": self.precision,
+            "hardware": compute_description(self.device),
             "val_labels": len(self.splits.val),  # the labelled examples model selection looked at
         } | self.restarts
         if self.splits.test is None:
