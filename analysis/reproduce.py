@@ -46,7 +46,7 @@ from analysis.archive import (
 )
 from analysis.tables import Cell, Table
 from dmvae.errors import UserError
-from tune.study import REPO
+from tune.study import REPO, seed_words
 
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 RESULTS = "results.csv"
@@ -211,8 +211,8 @@ class Reproduction:
         if warm:
             study.points_to_evaluate = study.initial_points(warm)
         self.say(
-            f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, data seed "
-            f"{self.table.tuning_seed}, {study.run_config().data.val_labels} validation labels"
+            f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, "
+            f"{seed_words(study.trial_seeds())}, {study.run_config().data.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )
         experiment = create_experiment(study, cell.folder, str(folder.parent))

@@ -10,6 +10,8 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
       DMVAE_disc: tune/studies/dmvae_mnist.yaml
       MVAE: tune/studies/mvae_mnist.yaml
     tuning_seed: 10                        # the searches' data seed; never one of final_seeds
+                                           # (or tuning_seeds: [10, 11, 12]: each trial trains on
+                                           # each and is scored by the mean; study field data_seeds)
     final_seeds: [0, 1, 2]
     val_labels: 1000                       # labelled validation examples that select models
     study: {num_samples: 16, max_epochs: 20}   # study fields for every cell (the TPE seed: one per
@@ -43,8 +45,8 @@ from dmvae.errors import UserError
 from tune.study import REPO, Study, load_study
 
 FIELDS = (
-    "name", "dataset", "fractions", "models", "tuning_seed", "final_seeds", "val_labels", "study", "final",
-    "cells", "share_cells_with", "note", "set", "warm_start_from", "paper_table",
+    "name", "dataset", "fractions", "models", "tuning_seed", "tuning_seeds", "final_seeds", "val_labels",
+    "study", "final", "cells", "share_cells_with", "note", "set", "warm_start_from", "paper_table",
 )  # fmt: skip
 
 
@@ -79,7 +81,7 @@ class Cell:
 class Table:
     name: str
     dataset: str
-    tuning_seed: int
+    tuning_seeds: list[int]
     final_seeds: list[int]
     val_labels: int | None
     cells: list[Cell] = field(default_factory=list)
@@ -88,6 +90,12 @@ class Table:
     warm_start_from: list[Path] = field(default_factory=list)  # table files whose best trials warm-start ours
     paper_table: str = "1"  # the paper's table the results are compared with first (analysis.paper)
     source: Path | None = None  # the table file it was read from
+
+    @property
+    def tuning_seed(self) -> int | str:
+        """The tuning seed as results state it: the seed, or the seeds separated by spaces."""
+        seeds = self.tuning_seeds
+        return seeds[0] if len(seeds) == 1 else " ".join(map(str, seeds))
 
     def shared_cell(self, cell: Cell, other: Table) -> Cell | None:
         """The cell of `other` that computes exactly what `cell` does (same study file and settings, final
@@ -142,16 +150,17 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     for fraction in fractions:
         if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
             raise UserError(f"fractions: {fraction!r} is not a paired fraction in (0, 1]")
-    tuning_seed = _whole(values.get("tuning_seed", 10), "tuning_seed")
+    tuning_seeds = _tuning_seeds(values)
     seeds = values.get("final_seeds", [0, 1, 2])
     if not isinstance(seeds, list) or not seeds:
         raise UserError("final_seeds must be a non-empty list of seeds")
     seeds = [_whole(seed, "final_seeds") for seed in seeds]
-    if tuning_seed in seeds:
-        raise UserError(
-            f"tuning_seed {tuning_seed} is one of final_seeds {seeds}: a search would choose the "
-            "hyperparameters on a paired subset that is then reported; pick a tuning_seed outside them"
-        )
+    for tuning_seed in tuning_seeds:
+        if tuning_seed in seeds:
+            raise UserError(
+                f"tuning_seed {tuning_seed} is one of final_seeds {seeds}: a search would choose the "
+                "hyperparameters on a paired subset that is then reported; pick a tuning_seed outside them"
+            )
     val_labels = values.get("val_labels", 1000)
     if val_labels is not None:
         val_labels = _whole(val_labels, "val_labels")
@@ -171,7 +180,7 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     table = Table(
         name=str(values.get("name", default_name)),
         dataset=dataset,
-        tuning_seed=tuning_seed,
+        tuning_seeds=tuning_seeds,
         final_seeds=seeds,
         val_labels=val_labels,
         note=str(values.get("note", "")),
@@ -192,13 +201,15 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
             extra = _mapping(per_cell.get(cell.name), f"cells.{cell.name}")
             run_set = {
                 "data.name": dataset, "data.paired_fraction": float(fraction), "data.val_labels": val_labels,
-                "seed": tuning_seed, **table_set, **_mapping(spec.get("set"), f"models.{label}.set"),
+                "seed": tuning_seeds[0], **table_set, **_mapping(spec.get("set"), f"models.{label}.set"),
                 **_mapping(extra.get("set"), f"cells.{cell.name}.set"),
             }  # fmt: skip
             # Each cell's sampler gets its own seed: with one seed for all, every cell's random startup
             # trials were the same points, and a warm start from a neighbour repeated one of them. Variants
             # of a model (an ablation) share their model's seed, so they differ in their variant only.
-            fields = {"seed": cell_seed(dataset, cell.label, cell.fraction)} | study_fields
+            fields = {"seed": cell_seed(dataset, cell.label, cell.fraction)}
+            fields |= {"data_seeds": tuning_seeds} if len(tuning_seeds) > 1 else {}
+            fields |= study_fields
             fields |= _mapping(extra.get("study"), f"cells.{cell.name}.study")
             cell.overrides = [f"{key}={_yaml(value)}" for key, value in run_set.items()]
             cell.overrides += [f"study.{key}={_yaml(value)}" for key, value in fields.items()]
@@ -219,6 +230,20 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
 def cell_seed(dataset: str, label: str, fraction: float) -> int:
     """The TPE seed of a cell's study, stable across machines and sessions."""
     return zlib.crc32(f"{dataset}/{label}@{fraction:g}".encode()) % 2**31
+
+
+def _tuning_seeds(values: dict[str, Any]) -> list[int]:
+    if "tuning_seed" in values and "tuning_seeds" in values:
+        raise UserError("give tuning_seed (one data seed) or tuning_seeds (a list), not both")
+    if "tuning_seeds" not in values:
+        return [_whole(values.get("tuning_seed", 10), "tuning_seed")]
+    seeds = values["tuning_seeds"]
+    if not isinstance(seeds, list) or not seeds:
+        raise UserError(f"tuning_seeds must be a non-empty list of data seeds, got {seeds!r}")
+    seeds = [_whole(seed, "tuning_seeds") for seed in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"tuning_seeds must be distinct, got {seeds}")
+    return seeds
 
 
 def _names(value: Any) -> list[str]:

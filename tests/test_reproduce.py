@@ -48,13 +48,13 @@ def tiny_table(**changes) -> dict:
             "eval.coherence": False,
         },  # fmt: skip
     }
-    return values | changes
+    return {key: value for key, value in (values | changes).items() if value is not None}  # None: dropped
 
 
 @pytest.mark.parametrize("path", TABLES, ids=[path.stem for path in TABLES])
 def test_shipped_tables_load(path):
     table = load_table(path)
-    assert table.cells and table.tuning_seed not in table.final_seeds
+    assert table.cells and not set(table.tuning_seeds) & set(table.final_seeds)
     assert table.val_labels is not None and table.val_labels <= 1000  # issue 7: at most 1,000
 
 
@@ -101,6 +101,9 @@ def test_table_settings_reach_every_cell_under_model_and_cell_settings():
     ("changes", "message"),
     [
         ({"tuning_seed": 1}, "tuning_seed 1 is one of final_seeds"),
+        ({"tuning_seed": None, "tuning_seeds": [7, 1]}, "tuning_seed 1 is one of final_seeds"),
+        ({"tuning_seeds": [7, 8]}, "not both"),
+        ({"tuning_seed": None, "tuning_seeds": [7, 7]}, "tuning_seeds must be distinct"),
         ({"fractions": [0.0]}, "is not a paired fraction"),
         ({"dataset": "cifar"}, "dataset must be one of"),
         ({"models": {"X": "nope.yaml"}}, "study file nope.yaml not found"),
@@ -160,7 +163,8 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     monkeypatch.setenv("DMVAE_DATA", str(default_root().resolve()))
     monkeypatch.chdir(tmp_path)  # the committed files show paths under the current folder relative to it
     table = tmp_path / "tiny.yaml"
-    table.write_text(yaml.safe_dump(tiny_table()))
+    two_seeds = {"tuning_seed": None, "tuning_seeds": [7, 8]}  # each trial trains on both data seeds
+    table.write_text(yaml.safe_dump(tiny_table(**two_seeds)))
     out = tmp_path / "out"
     results = tmp_path / "results" / "tiny"
     # The first cell alone, then the whole table: the second cell's study is warm-started from the first.
@@ -182,10 +186,20 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     for row in rows:
         assert 0 <= float(row["test_accuracy"]) <= 1 and row["val_labels"] == "200"
         assert row["eval_protocol"] == "expected"  # the default, stated in every row
-        assert row["tuning_seed"] == "7" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
+        assert row["tuning_seed"] == "7 8" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
         assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
         assert row["restart_kept"] in ("0", "1")  # the tiny finals try two initialisations
         assert yaml.safe_load(row["config"])["seed"] == int(row["seed"])
+    # Ray heard each trial's mean over the two data seeds, with each seed's accuracy beside it.
+    reported = [
+        json.loads(line)
+        for path in (out / "studies" / "DMVAE_disc@5").glob("*/result.json")
+        for line in path.read_text().splitlines()
+    ]
+    assert reported
+    for result in reported:
+        seeds = (result["val/accuracy_seed_7"], result["val/accuracy_seed_8"])
+        assert result["val/accuracy"] == pytest.approx(sum(seeds) / 2)
     first = yaml.safe_load((results / "cells" / "DMVAE_disc@5" / "cell.json").read_text())["best_params"]
     from tune.experiment import open_experiment
 
@@ -244,14 +258,16 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     # The table's final settings changed since: the finished cells say so and are not trained again.
     changed = tmp_path / "changed.yaml"
     final = tiny_table()["final"] | {"train.patience": 3}
-    changed.write_text(yaml.safe_dump(tiny_table(final=final)))
+    changed.write_text(yaml.safe_dump(tiny_table(final=final, **two_seeds)))
     assert main(["reproduce", str(changed), "--out", str(out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("warning: its finals ran with") == 2 and "train.patience=3" in printed
     assert read_rows(results) == rows and not (out / "final").exists()
     # Another table that shares the cell (as Table 8 shares Table 1's) takes it from tiny's results.
     other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.1], share_cells_with=[str(table)])))
+    other.write_text(
+        yaml.safe_dump(tiny_table(name="other", fractions=[0.1], share_cells_with=[str(table)], **two_seeds))
+    )
     other_args = ["--out", str(tmp_path / "out-other"), "--results", str(tmp_path / "results" / "other")]
     assert main(["reproduce", str(other), *other_args]) == 0
     assert "taken from tiny's DMVAE_disc@10" in capsys.readouterr().out

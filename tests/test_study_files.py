@@ -62,6 +62,13 @@ def test_overrides_reach_base_or_study(tmp_path):
     assert {param.key for param in widened.space} == before | {"train.augment_shift"}
 
 
+def test_data_seeds_give_the_trials_their_seeds_and_the_export_the_first():
+    assert study_from_dict(minimal(set={"seed": 4})).trial_seeds() == [4]
+    study = study_from_dict(minimal(set={"seed": 4}, data_seeds=[10, 11, 12]))
+    assert study.trial_seeds() == [10, 11, 12] and study.run_config().seed == 10
+    assert study_from_dict(study.to_dict()).data_seeds == [10, 11, 12]
+
+
 BAD_STUDIES = [
     ({"space": {"train.lr": {"type": "float", "low": 2.0, "high": 1.0}}}, "low 2.0 is above high 1.0"),
     ({"space": {"model.shared": {"type": "categorical", "choices": []}}}, "non-empty list of choices"),
@@ -106,6 +113,8 @@ BAD_STUDIES = [
     ({"points_to_evaluate": [{"train.momentum": 0.9}]}, "not a key of the space"),
     ({"name": "a b"}, "study name"),
     ({"colour": 1}, "unknown study field"),
+    ({"data_seeds": [10, 10]}, "data_seeds must be a list of distinct whole numbers"),
+    ({"data_seeds": 10}, "data_seeds must be a list of distinct whole numbers"),
 ]
 
 

@@ -146,6 +146,13 @@ def test_tune_final_warns_when_a_final_seed_is_the_tuned_seed(tmp_path, capsys) 
     config = tmp_path / "best.yaml"
     tiny_config().with_overrides(["seed=0"]).save(config)
     prepare(config, [0, 1, 2], tmp_path / "final", [])
-    assert "seed 0 is the data seed the config was tuned on" in capsys.readouterr().err
+    assert "seed 0 is a data seed the config was tuned on" in capsys.readouterr().err
     prepare(config, [1, 2, 3], tmp_path / "final", [])
     assert "warning" not in capsys.readouterr().err
+    # a study with data_seeds names them in the exported config's header (tune/results.py)
+    header = "# exported by `dmvae tune export`: rank 1; tuned on data seeds 0 4\n"
+    config.write_text(header + config.read_text())
+    prepare(config, [1, 2, 3], tmp_path / "final-2", [])
+    assert "warning" not in capsys.readouterr().err
+    prepare(config, [3, 4, 5], tmp_path / "final-3", [])
+    assert "seed 4 is a data seed the config was tuned on" in capsys.readouterr().err

@@ -27,6 +27,7 @@ import yaml
 from dmvae.config import RunConfig, load_config
 from dmvae.errors import UserError
 from tune import storage as store
+from tune.results import tuned_seeds
 
 SUMMARY_FILE = "final_runs.json"
 REQUEST_FILE = "final.yaml"  # the config (seed aside) the folder's runs were started with
@@ -97,11 +98,13 @@ def prepare(config_path: str | Path, seeds: list[int], out: str | Path | None, o
     if len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise UserError(f"--seeds must be distinct whole numbers >= 0, got {seeds}")
     base = load_config(config_path, overrides)
-    if base.seed in seeds:
+    tuned = tuned_seeds(config_path) or [base.seed]
+    for seed in sorted(set(tuned) & set(seeds)):
+        spare = range(max(tuned) + 1, max(tuned) + 1 + len(seeds))
         print(
-            f"warning: seed {base.seed} is the data seed the config was tuned on (its paired subset chose "
-            f"the hyperparameters); report seeds other than {base.seed}, e.g. --seeds "
-            f"{' '.join(str(s) for s in range(base.seed + 1, base.seed + 1 + len(seeds)))}",
+            f"warning: seed {seed} is a data seed the config was tuned on (its paired subset chose "
+            f"the hyperparameters); report seeds other than {' '.join(map(str, tuned))}, e.g. --seeds "
+            f"{' '.join(map(str, spare))}",
             file=sys.stderr,
         )
     if out is not None and store.is_uri(out):

@@ -10,6 +10,16 @@ from typing import TYPE_CHECKING, Any
 from dmvae.errors import UserError
 from tune.experiment import Experiment
 
+TUNED_ON = "tuned on data seeds"  # in an exported config's header when its study trained on several
+
+
+def tuned_seeds(config_path: str | Path) -> list[int]:
+    """The data seeds named in an exported config's header (a study with data_seeds); [] when none."""
+    first = Path(config_path).read_text().partition("\n")[0]
+    _, found, seeds = first.partition(f"; {TUNED_ON} ")
+    return [int(seed) for seed in seeds.split()] if found else []
+
+
 if TYPE_CHECKING:
     import optuna
 
@@ -109,7 +119,9 @@ def export_best(experiment: Experiment, out: str | Path, top_k: int = 1) -> list
         config.save(path)
         header = (
             f"# exported by `dmvae tune export` from {experiment.folder}: rank {rank}, trial {row.trial_id}, "
-            f"{experiment.study.metric} {row.metric:.4f} after {row.epochs} epochs\n"
+            f"{experiment.study.metric} {row.metric:.4f} after {row.epochs} epochs"
+            + (f"; {TUNED_ON} {' '.join(map(str, seeds))}" if (seeds := experiment.study.data_seeds) else "")
+            + "\n"
         )
         path.write_text(header + path.read_text())
         written.append(path)

@@ -8,6 +8,7 @@
       model.shared_dim: {type: int, low: 4, high: 32, condition: {model.shared: gaussian}}
     num_samples: 8
     max_epochs: 8
+    data_seeds: [10, 11, 12]              # optional: each trial trains on each and reports the mean
     ...
 
 Every mistake (a malformed field, an unsampleable distribution, a key the run config does not have) is a
@@ -52,7 +53,7 @@ SETTINGS = {  # study field -> (type, default)
     "image_every": (int, 2),
     "startup_trials": (int, None),
 }
-FIELDS = ("name", "base", "set", "space", "resources", "points_to_evaluate", *SETTINGS)
+FIELDS = ("name", "base", "set", "space", "resources", "points_to_evaluate", "data_seeds", *SETTINGS)
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Study:
     storage: str | None = None  # Optuna storage URL (None: SQLite file in the experiment folder)
     image_every: int = 2  # TensorBoard image grid every N epochs (and at ASHA milestones, the last epoch)
     startup_trials: int | None = None  # TPE's random (or enqueued) trials before its model; None: a third
+    # Data seeds (paired subsets) each trial trains on, in lockstep, reporting the mean of their metrics; an
+    # empty list: the run config's seed alone. The exported config carries the first.
+    data_seeds: list[int] = field(default_factory=list)
 
     def startup_count(self) -> int:
         """TPE's startup trials: as set, or a third of the budget (at most Optuna's default of 10), so a
@@ -87,9 +91,14 @@ class Study:
     def run_config(self, params: dict[str, Any] | None = None) -> RunConfig:
         """The run config of a trial with these sampled values (train.epochs = max_epochs)."""
         values = copy.deepcopy(self.base)
-        for key, value in {**self.set, "train.epochs": self.max_epochs, **(params or {})}.items():
+        seed = {"seed": self.data_seeds[0]} if self.data_seeds else {}
+        for key, value in {**self.set, **seed, "train.epochs": self.max_epochs, **(params or {})}.items():
             set_dotted(values, key, value)
         return RunConfig.from_dict(values)
+
+    def trial_seeds(self) -> list[int]:
+        """The data seeds a trial trains on."""
+        return list(self.data_seeds) or [self.run_config().seed]
 
     def trial_config(self, params: dict[str, Any]) -> RunConfig:
         """As run_config, for use inside a Ray worker: no figures and an absolute data folder."""
@@ -151,11 +160,19 @@ class Study:
             "space": space,
             "resources": self.resources,
             "points_to_evaluate": self.points_to_evaluate,
+            "data_seeds": list(self.data_seeds),
         }
         return values | {key: getattr(self, key) for key in SETTINGS}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def seed_words(seeds: list[int]) -> str:
+    """'data seed 10', or 'data seeds 10 11 12 (mean)' for a study that scores trials on several."""
+    if len(seeds) == 1:
+        return f"data seed {seeds[0]}"
+    return f"data seeds {' '.join(map(str, seeds))} (mean)"
 
 
 def lookup(values: dict, key: str) -> tuple[bool, Any]:
@@ -220,6 +237,7 @@ def _study_from_dict(values: dict[str, Any]) -> Study:
         space=_space(values.get("space")),
         resources=_resources(values.get("resources")),
         points_to_evaluate=values.get("points_to_evaluate", PAPER_DEFAULTS),
+        data_seeds=_data_seeds(values.get("data_seeds")),
         **settings,
     )
     _check(study)
@@ -260,6 +278,18 @@ def _set_mapping(values: Any) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise UserError(f"set must be a mapping of dotted config keys to values, got {values!r}")
     return dict(values)
+
+
+def _data_seeds(values: Any) -> list[int]:
+    if values is None:
+        return []
+    if (
+        not isinstance(values, list)
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values)
+        or len(set(values)) != len(values)
+    ):
+        raise UserError(f"data_seeds must be a list of distinct whole numbers >= 0, got {values!r}")
+    return list(values)
 
 
 def _space(values: Any) -> list[Param]:

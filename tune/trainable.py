@@ -8,14 +8,21 @@ Image grids (cross-synthesis) go to an extra TensorBoard event file in the trial
 Ray syncs to the trial folder in the experiment storage (SyncConfig(sync_artifacts=True)); TensorBoard shows
 them with the trial's curves. Ray's own TensorBoard logger writes the curves and, when a trial ends, its
 hparams (the sampled values with the last metrics).
+
+A study with `data_seeds` trains one trainer per data seed (paired subset) in lockstep (SeedGroup) and
+reports the mean of their metrics each epoch, with each seed's validation accuracy beside it; each seed
+draws from its own random stream, so it trains exactly as a trial on that seed alone would.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import torch
@@ -23,6 +30,7 @@ import torch
 from dmvae.data import load_splits
 from dmvae.evaluation.figures import cross_synthesis_grid
 from dmvae.training import Trainer
+from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
 from tune.study import Study, study_from_dict
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -114,6 +122,101 @@ class EpochReporter:
             self.writer = None
 
 
+class SeedGroup:
+    """One trainer per data seed, trained epoch by epoch in lockstep; to the reporter it looks like one
+    trainer whose metrics (and best validation accuracy) are the means over the seeds."""
+
+    def __init__(self, config, seeds: list[int], hooks: list, device: str):
+        self.seeds, self.hooks, self.config = seeds, hooks, config
+        self.trainers, self.rng_states = [], []
+        for seed in seeds:
+            seeded = copy.deepcopy(config)
+            seeded.seed = seed
+            # The trial's data is loaded without the test split: a search cannot read it.
+            splits = load_splits(seeded.data, seed, progress=lambda message: None, with_test=False)
+            self.trainers.append(Trainer(seeded, splits=splits, progress=None, device=device))
+            self.rng_states.append(random_state())
+        first = self.trainers[0]
+        self.scored_model, self.source, self.target, self.device = (
+            first.scored_model,
+            first.source,
+            first.target,
+            first.device,
+        )  # fmt: skip  (what the image grids use: the first seed's model)
+
+    @contextmanager
+    def own_stream(self, index: int):
+        """Run trainer `index` on its own random stream (torch's global one is shared by all trainers)."""
+        set_random_state(self.rng_states[index])
+        try:
+            yield self.trainers[index]
+        finally:
+            self.rng_states[index] = random_state()
+
+    @property
+    def epoch(self) -> int:
+        return self.trainers[0].epoch
+
+    @property
+    def best_score(self) -> float:
+        return fmean(trainer.best_score for trainer in self.trainers)
+
+    def fit(self) -> None:
+        epochs = self.config.train.epochs
+        if self.epoch == 0 and self.config.train.restarts > 1:
+            for index in range(len(self.trainers)):
+                with self.own_stream(index) as trainer:
+                    trainer.choose_initialisation()
+            for position in range(len(self.trainers[0].history)):
+                self.report([trainer.history[position] for trainer in self.trainers])
+        while self.epoch < epochs and not all(trainer.out_of_patience() for trainer in self.trainers):
+            per_seed = []
+            for index in range(len(self.trainers)):
+                with self.own_stream(index) as trainer:
+                    per_seed.append(trainer.run_epoch(last=epochs))
+            self.report(per_seed)
+
+    def report(self, per_seed: list[dict[str, Any]]) -> None:
+        shared = set.intersection(*(set(metrics) for metrics in per_seed))
+        metrics = {
+            key: fmean(m[key] for m in per_seed)
+            for key in sorted(shared)
+            if all(isinstance(m[key], int | float) for m in per_seed)
+        }
+        for seed, seed_metrics in zip(self.seeds, per_seed, strict=True):
+            if "val/accuracy" in seed_metrics:
+                metrics[f"val/accuracy_seed_{seed}"] = seed_metrics["val/accuracy"]
+        epoch = per_seed[0]["epoch"]
+        metrics["epoch"] = epoch
+        for hook in self.hooks:
+            hook(self, epoch, metrics)
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        states = []
+        for index in range(len(self.trainers)):
+            with self.own_stream(index) as trainer:
+                states.append(trainer.state_dict())
+        save_checkpoint({"model": None, "seeds": self.seeds, "trainers": states}, path)
+
+    def resume(self, path: str | Path) -> None:
+        state = load_checkpoint(path, self.device)
+        if state.get("seeds") != self.seeds:
+            raise ValueError(f"checkpoint {path} holds data seeds {state.get('seeds')}, not {self.seeds}")
+        for index, trainer_state in enumerate(state["trainers"]):
+            with self.own_stream(index) as trainer:
+                trainer.load_state_dict(trainer_state)
+
+
+def random_state() -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def set_random_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
 def train_trial(params: dict[str, Any], study: dict[str, Any]) -> None:
     """Run one trial. A TrainingDiverged (NaN loss) or any other error propagates: Ray marks it errored."""
     from ray import tune
@@ -123,9 +226,13 @@ def train_trial(params: dict[str, Any], study: dict[str, Any]) -> None:
     config.train.threads = trial_threads()
     # Ray runs the trial in its working directory, synced to the trial folder (sync_artifacts).
     reporter = EpochReporter(study_object, os.getcwd())
-    # The trial's data is loaded without the test split: a search cannot read it.
-    splits = load_splits(config.data, config.seed, progress=lambda message: None, with_test=False)
-    trainer = Trainer(config, splits=splits, hooks=[reporter], progress=None, device=trial_device())
+    seeds = study_object.trial_seeds()
+    if len(seeds) > 1:
+        trainer = SeedGroup(config, seeds, hooks=[reporter], device=trial_device())
+    else:
+        # The trial's data is loaded without the test split: a search cannot read it.
+        splits = load_splits(config.data, config.seed, progress=lambda message: None, with_test=False)
+        trainer = Trainer(config, splits=splits, hooks=[reporter], progress=None, device=trial_device())
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
