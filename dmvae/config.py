@@ -159,6 +159,7 @@ class TrainConfig(BaseConfig):
     # and the test scores (0: off, the paper's training)
     ema: float = 0.0
     augment_shift: int = 0  # training images move by up to this many pixels, each its own way (0: off)
+    augment_rotate: float = 0.0  # ... after turning by up to this many degrees, each its own way (0: off)
     schedule: str = "mixed"  # authors | mixed
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
     checkpoint_every: int = 1  # epochs between checkpoints (0: only the last)
@@ -244,6 +245,10 @@ class RunConfig(BaseConfig):
         _positive_int("train.restart_epochs", t.restart_epochs)
         _positive_int("train.batch_size", t.batch_size)
         _non_negative_int("train.augment_shift", t.augment_shift, " of pixels")
+        if isinstance(t.augment_rotate, bool) or not isinstance(t.augment_rotate, int | float):
+            raise UserError(f"train.augment_rotate must be a number of degrees, got {t.augment_rotate!r}")
+        if not 0 <= t.augment_rotate <= 180:
+            raise UserError(f"train.augment_rotate must be in [0, 180] degrees, got {t.augment_rotate!r}")
         _positive("train.lr", t.lr)
         if not isinstance(t.ema, int | float) or isinstance(t.ema, bool) or not 0 <= t.ema < 1:
             raise UserError(

@@ -1,11 +1,12 @@
-"""train.augment_shift: the random translation against a per-example reference, and its use in training."""
+"""train.augment_shift and train.augment_rotate: the random translation against a per-example reference, the
+rotation against exact quarter turns and its own angle draws, and their use in training."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dmvae.training.augment import random_shift
+from dmvae.training.augment import random_rotation, random_shift, rotate
 
 
 def shifted(image: torch.Tensor, down: int, right: int) -> torch.Tensor:
@@ -70,3 +71,47 @@ def test_a_negative_shift_is_a_one_line_error() -> None:
 
     with pytest.raises(UserError, match="train.augment_shift must be a whole number of pixels"):
         tiny_config(train={"augment_shift": -1})
+
+
+def test_a_quarter_turn_is_exact_and_a_positive_angle_turns_clockwise() -> None:
+    images = torch.rand(2, 3, 6, 6)
+    turned = rotate(images, torch.tensor([torch.pi / 2, -torch.pi / 2]))
+    # torch.rot90 with k = -1 over (rows, columns) turns clockwise as displayed (row 0 at the top)
+    assert torch.allclose(turned[0], torch.rot90(images[0], -1, (1, 2)), atol=1e-6)
+    assert torch.allclose(turned[1], torch.rot90(images[1], 1, (1, 2)), atol=1e-6)
+    assert torch.allclose(rotate(images, torch.zeros(2)), images, atol=1e-6)
+
+
+def test_each_image_turns_by_its_own_angle_within_the_bound() -> None:
+    images = torch.rand(64, 1, 9, 9)
+    turned = random_rotation(images, 15.0, torch.Generator().manual_seed(0))
+    angles = (torch.rand(64, generator=torch.Generator().manual_seed(0)) * 2 - 1) * (15 * torch.pi / 180)
+    assert angles.abs().max() <= 15 * torch.pi / 180 and angles.std() > 0.1  # spread over the bound
+    assert torch.equal(turned, rotate(images, angles))
+    assert random_rotation(images, 0.0, torch.Generator().manual_seed(0)) is images
+
+
+def test_training_with_rotations_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
+    from fixtures_training import tiny_config, without_timing
+
+    from dmvae.training import Trainer
+
+    splits = synthetic_splits(n_train=96, paired_fraction=0.5)
+    runs = []
+    for degrees in (10.0, 10.0, 0.0):
+        config = tiny_config(train={"epochs": 1, "augment_shift": 1, "augment_rotate": degrees})
+        trainer = Trainer(config, splits=splits, progress=None)
+        trainer.fit()
+        runs.append(without_timing(trainer.history))
+    assert runs[0] == runs[1]
+    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
+
+
+@pytest.mark.parametrize("degrees", [-1.0, 200.0, "ten"])
+def test_a_bad_rotation_is_a_one_line_error(degrees) -> None:
+    from fixtures_training import tiny_config
+
+    from dmvae.errors import UserError
+
+    with pytest.raises(UserError, match="train.augment_rotate must be"):
+        tiny_config(train={"augment_rotate": degrees})

@@ -136,13 +136,9 @@ class SeedGroup:
             splits = load_splits(seeded.data, seed, progress=lambda message: None, with_test=False)
             self.trainers.append(Trainer(seeded, splits=splits, progress=None, device=device))
             self.rng_states.append(random_state())
-        first = self.trainers[0]
-        self.scored_model, self.source, self.target, self.device = (
-            first.scored_model,
-            first.source,
-            first.target,
-            first.device,
-        )  # fmt: skip  (what the image grids use: the first seed's model)
+        first = self.trainers[0]  # the image grids show the first seed's model
+        self.scored_model, self.device = first.scored_model, first.device
+        self.source, self.target = first.source, first.target
 
     @contextmanager
     def own_stream(self, index: int):

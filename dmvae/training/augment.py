@@ -1,11 +1,38 @@
-"""Random translation of training images (train.augment_shift): each example moves by its own whole number
-of pixels, at most `shift` along each axis, with zeros filling the border it uncovers."""
+"""Augmentations of training images, each example its own way, zeros filling what a move uncovers: a random
+rotation by at most `train.augment_rotate` degrees (bilinear), then a random translation by a whole number of
+pixels, at most `train.augment_shift` along each axis."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def augment_images(batch: dict[str, Tensor], specs, train, generator: torch.Generator) -> dict[str, Tensor]:
+    """The batch with train's augmentations applied to each image modality (specs: name -> ModalitySpec)."""
+    for name in batch:
+        if specs[name].kind == "image":
+            rotated = random_rotation(batch[name], train.augment_rotate, generator)
+            batch[name] = random_shift(rotated, train.augment_shift, generator)
+    return batch
+
+
+def random_rotation(images: Tensor, degrees: float, generator: torch.Generator) -> Tensor:
+    """images [B, C, H, W] rotated about their centre by angles uniform in [-degrees, degrees]."""
+    if degrees <= 0:
+        return images
+    angles = (torch.rand(images.shape[0], generator=generator) * 2 - 1) * (degrees * torch.pi / 180)
+    return rotate(images, angles)
+
+
+def rotate(images: Tensor, angles: Tensor) -> Tensor:
+    """images [B, C, H, W], each turned clockwise (as displayed, row 0 at the top) by its angle in radians."""
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    # affine_grid maps each output pixel to where it samples the input: the inverse (anticlockwise) turn
+    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def random_shift(images: Tensor, shift: int, generator: torch.Generator) -> Tensor:

@@ -22,7 +22,7 @@ from dmvae.data import DatasetSplits, default_root, load_splits
 from dmvae.errors import UserError
 from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
-from dmvae.training.augment import random_shift
+from dmvae.training.augment import augment_images
 from dmvae.training.averaging import WeightAverage
 from dmvae.training.callbacks import Callback, EpochHook, Hook, Progress, RunFolder, SharedLatentCheck
 from dmvae.training.checkpoint import load_checkpoint, save_checkpoint
@@ -149,12 +149,8 @@ class Trainer:
             for part in step:
                 names = model.names if part.paired else [first]
                 batch = train.batch(part.index, names)
-                if config.train.augment_shift:
-                    for name in names:
-                        if model.specs[name].kind == "image":
-                            batch[name] = random_shift(
-                                batch[name], config.train.augment_shift, self.generator
-                            )
+                if config.train.augment_shift or config.train.augment_rotate:
+                    batch = augment_images(batch, model.specs, config.train, self.generator)
                 loss, terms = self.loss_fn(batch, sizes[part.paired], kl_weight)
                 weight = 1.0 if part.paired else config.objective.unpaired_weight
                 total = total + weight * loss
