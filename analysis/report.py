@@ -17,6 +17,7 @@ from analysis import compare as comparing
 from analysis import environment, load, plots
 from analysis.markdown import cell, markdown_table
 from analysis.paper import SOURCES, paper_table
+from tune.study import trials_word
 
 FIGURES = "figures"
 TITLES = {"1": "Table 1 — MNIST / FMNIST accuracy", "2a": "Table 2a — CelebA", "7": "Table 7 — readable rows",
@@ -135,9 +136,10 @@ def _search(info: dict, trials: pd.DataFrame, out: Path) -> str:
     summary = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))
     wall = info["wall_seconds"]
     text.append(
-        f"Study `{info['study']}`: {len(trials)} trials ({summary or 'none'}), up to {info['max_epochs']} "
-        f"epochs each, metric `{info['metric']}` ({info['mode']}), TPE seed {info['seed']}; wall time "
-        f"{_duration(wall)}, trial time {_duration(info['trial_seconds'])}. Folder `{info['folder']}`.\n"
+        f"Study `{info['study']}`: {trials_word(len(trials))} ({summary or 'none'}), "
+        f"up to {info['max_epochs']} epochs each, metric `{info['metric']}` ({info['mode']}), "
+        f"TPE seed {info['seed']}; wall time {_duration(wall)}, "
+        f"trial time {_duration(info['trial_seconds'])}. Folder `{info['folder']}`.\n"
     )
     if not trials.empty:
         usable = trials.dropna(subset=["metric_last"])

@@ -46,7 +46,7 @@ from analysis.archive import (
 )
 from analysis.tables import Cell, Table
 from dmvae.errors import UserError
-from tune.study import REPO, seed_words
+from tune.study import REPO, seed_words, trials_word
 
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 RESULTS = "results.csv"
@@ -203,7 +203,8 @@ class Reproduction:
             if len(finished) >= experiment.study.num_samples:
                 return
             if rows:
-                self.say(f"  study: resuming ({len(finished)}/{experiment.study.num_samples} trials done)")
+                done = f"{len(finished)}/{trials_word(experiment.study.num_samples)} done"
+                self.say(f"  study: resuming ({done})")
                 runner.resume(experiment, address=self.address)
                 return
             shutil.rmtree(folder)  # made but killed before Ray saved any state: nothing to lose
@@ -211,7 +212,7 @@ class Reproduction:
         if warm:
             study.points_to_evaluate = study.initial_points(warm)
         self.say(
-            f"  study: {study.num_samples} trials x <= {study.max_epochs} epochs, "
+            f"  study: {trials_word(study.num_samples)} x <= {study.max_epochs} epochs, "
             f"{seed_words(study.trial_seeds())}, {study.run_config().data.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )

@@ -12,7 +12,7 @@ from fixtures_study import minimal
 
 from dmvae.errors import UserError
 from tune.space import DefineByRun
-from tune.study import REPO, load_study, study_from_dict
+from tune.study import REPO, load_study, seed_words, study_from_dict, trials_word
 
 STUDIES = sorted((REPO / "tune" / "studies").glob("*.yaml"))
 GAUSSIAN = "gaussian"
@@ -67,6 +67,11 @@ def test_data_seeds_give_the_trials_their_seeds_and_the_export_the_first():
     study = study_from_dict(minimal(set={"seed": 4}, data_seeds=[10, 11, 12]))
     assert study.trial_seeds() == [10, 11, 12] and study.run_config().seed == 10
     assert study_from_dict(study.to_dict()).data_seeds == [10, 11, 12]
+
+
+def test_progress_words_count_seeds_and_trials():
+    assert seed_words([10]) == "data seed 10" and seed_words([10, 11]) == "data seeds 10 11 (mean)"
+    assert (trials_word(1), trials_word(0), trials_word(4)) == ("1 trial", "0 trials", "4 trials")
 
 
 BAD_STUDIES = [

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmvae.errors import UserError
 from tune.experiment import Experiment
+from tune.study import trials_word
 
 TUNED_ON = "tuned on data seeds"  # in an exported config's header when its study trained on several
 
@@ -91,7 +92,8 @@ def format_table(experiment: Experiment, rows: list[TrialRow]) -> str:
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
     summary = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
-    text.append(f"{len(rows)} trials ({summary})" + (f"; best: trial {best[0].trial_id}" if best else ""))
+    best_text = f"; best: trial {best[0].trial_id}" if best else ""
+    text.append(f"{trials_word(len(rows))} ({summary}){best_text}")
     return "\n".join(text)
 
 

@@ -175,6 +175,11 @@ def seed_words(seeds: list[int]) -> str:
     return f"data seeds {' '.join(map(str, seeds))} (mean)"
 
 
+def trials_word(count: int) -> str:
+    """'1 trial', '3 trials'."""
+    return f"{count} trial" + ("" if count == 1 else "s")
+
+
 def lookup(values: dict, key: str) -> tuple[bool, Any]:
     node: Any = values
     for part in key.split("."):
