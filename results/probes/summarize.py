@@ -5,6 +5,7 @@ Rows of probes whose run folders are gone (a fresh checkout) are kept from the C
     .venv/bin/python results/probes/summarize.py knobs_0p2 k02
     .venv/bin/python results/probes/summarize.py balanced_0p2 b02
     .venv/bin/python results/probes/summarize.py ema e0
+    .venv/bin/python results/probes/summarize.py rotate_seeds r01s r05s r02s    # several prefixes
 """
 
 import csv
@@ -13,10 +14,10 @@ import re
 import sys
 from pathlib import Path
 
-name, prefix = sys.argv[1:3]
+name, *prefixes = sys.argv[1:]
 script = Path(f"results/probes/{name}.sh").read_text()
 rows = []
-for run in sorted(Path("runs/probes").glob(f"{prefix}*")):
+for run in sorted(run for prefix in prefixes for run in Path("runs/probes").glob(f"{prefix}*")):
     final_file = run / "final.json"
     if not run.is_dir() or not final_file.is_file():
         continue
@@ -37,7 +38,7 @@ if output.is_file():
         rows += [row for row in csv.DictReader(handle) if row["probe"] not in measured]
     rows.sort(key=lambda row: row["probe"])
 if not rows:
-    sys.exit(f"no finished run matches runs/probes/{prefix}*; run results/probes/{name}.sh first")
+    sys.exit(f"no finished run matches runs/probes/{'|'.join(prefixes)}*; run results/probes/{name}.sh first")
 with output.open("w", newline="") as handle:
     writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
     writer.writeheader()
