@@ -56,6 +56,17 @@ def test_each_seed_trains_as_alone_and_the_group_reports_their_mean(mnist_config
         assert_same_parameters(trainer.model, twin.model)
 
 
+def test_a_seed_out_of_patience_stops_while_the_others_go_on(mnist_config) -> None:
+    reported: list[dict] = []
+    group = SeedGroup(mnist_config, SEEDS, hooks=[lambda g, e, m: reported.append(m)], device="cpu")
+    stopping = group.trainers[0]
+    stopping.out_of_patience = lambda: stopping.epoch >= 1  # as train.patience would after its first epoch
+    group.fit()
+    assert (stopping.epoch, group.trainers[1].epoch) == (1, 3) and [m["epoch"] for m in reported] == [1, 2, 3]
+    assert {m[f"val/accuracy_seed_{SEEDS[0]}"] for m in reported} == {stopping.history[0]["val/accuracy"]}
+    assert_same_parameters(group.trainers[1].model, alone(mnist_config, SEEDS[1]).model)
+
+
 def test_a_group_checkpoint_resumes_where_it_stopped(mnist_config, tmp_path) -> None:
     straight: list[dict] = []
     SeedGroup(mnist_config, SEEDS, hooks=[lambda g, e, m: straight.append(m)], device="cpu").fit()

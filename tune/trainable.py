@@ -151,7 +151,7 @@ class SeedGroup:
 
     @property
     def epoch(self) -> int:
-        return self.trainers[0].epoch
+        return max(trainer.epoch for trainer in self.trainers)
 
     @property
     def best_score(self) -> float:
@@ -167,7 +167,10 @@ class SeedGroup:
                 self.report([trainer.history[position] for trainer in self.trainers])
         while self.epoch < epochs and not all(trainer.out_of_patience() for trainer in self.trainers):
             per_seed = []
-            for index in range(len(self.trainers)):
+            for index, trainer in enumerate(self.trainers):
+                if trainer.out_of_patience():  # stopped, as it would alone: its last epoch's metrics stand
+                    per_seed.append(trainer.history[-1])
+                    continue
                 with self.own_stream(index) as trainer:
                     per_seed.append(trainer.run_epoch(last=epochs))
             self.report(per_seed)
@@ -182,7 +185,7 @@ class SeedGroup:
         for seed, seed_metrics in zip(self.seeds, per_seed, strict=True):
             if "val/accuracy" in seed_metrics:
                 metrics[f"val/accuracy_seed_{seed}"] = seed_metrics["val/accuracy"]
-        epoch = per_seed[0]["epoch"]
+        epoch = max(seed_metrics["epoch"] for seed_metrics in per_seed)
         metrics["epoch"] = epoch
         for hook in self.hooks:
             hook(self, epoch, metrics)
