@@ -52,6 +52,9 @@ def test_each_seed_trains_as_alone_and_the_group_reports_their_mean(mnist_config
         assert metrics["val/accuracy"] == pytest.approx(fmean(m["val/accuracy"] for m in per_seed))
         assert metrics["train/loss"] == pytest.approx(fmean(m["train/loss"] for m in per_seed))
         assert best == pytest.approx(fmean(m["val/best_accuracy"] for m in per_seed))
+        # the group's epoch time is its seeds' times together
+        seconds = [t.history[epoch - 1]["seconds"] for t in group.trainers]
+        assert metrics["seconds"] == pytest.approx(sum(seconds))
     for trainer, twin in zip(group.trainers, solo, strict=True):
         assert_same_parameters(trainer.model, twin.model)
 
@@ -64,6 +67,8 @@ def test_a_seed_out_of_patience_stops_while_the_others_go_on(mnist_config) -> No
     group.fit()
     assert (stopping.epoch, group.trainers[1].epoch) == (1, 3) and [m["epoch"] for m in reported] == [1, 2, 3]
     assert {m[f"val/accuracy_seed_{SEEDS[0]}"] for m in reported} == {stopping.history[0]["val/accuracy"]}
+    going_on = group.trainers[1].history
+    assert [m["seconds"] for m in reported[1:]] == pytest.approx([m["seconds"] for m in going_on[1:]])
     assert_same_parameters(group.trainers[1].model, alone(mnist_config, SEEDS[1]).model)
 
 

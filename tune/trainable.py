@@ -124,7 +124,8 @@ class EpochReporter:
 
 class SeedGroup:
     """One trainer per data seed, trained epoch by epoch in lockstep; to the reporter it looks like one
-    trainer whose metrics (and best validation accuracy) are the means over the seeds."""
+    trainer whose metrics (and best validation accuracy) are the means over the seeds, but for `seconds`: the
+    group epoch's time, the sum over the seeds that trained in it."""
 
     def __init__(self, config, seeds: list[int], hooks: list, device: str):
         self.seeds, self.hooks, self.config = seeds, hooks, config
@@ -169,7 +170,7 @@ class SeedGroup:
             per_seed = []
             for index, trainer in enumerate(self.trainers):
                 if trainer.out_of_patience():  # stopped, as it would alone: its last epoch's metrics stand
-                    per_seed.append(trainer.history[-1])
+                    per_seed.append(trainer.history[-1] | {"seconds": 0.0})
                     continue
                 with self.own_stream(index) as trainer:
                     per_seed.append(trainer.run_epoch(last=epochs))
@@ -182,6 +183,8 @@ class SeedGroup:
             for key in sorted(shared)
             if all(isinstance(m[key], int | float) for m in per_seed)
         }
+        if "seconds" in metrics:
+            metrics["seconds"] = sum(m["seconds"] for m in per_seed)
         for seed, seed_metrics in zip(self.seeds, per_seed, strict=True):
             if "val/accuracy" in seed_metrics:
                 metrics[f"val/accuracy_seed_{seed}"] = seed_metrics["val/accuracy"]
