@@ -28,6 +28,9 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     warm_start_from: [table1_mnist_mode]   # optional: these tables' finished cells of the same model
                                            # (any fraction, the same one too) also warm-start our studies
     paper_table: 8                         # optional: compare with the paper's Table 8 first (default 1)
+    base: table1_mnist_rotate20            # optional: start from that table's fields; ours replace its
+                                           # own, except study, set and final, which merge key by key
+                                           # (ours win); name and note are never inherited
 
 Every mistake is a one-line `UserError`.
 """
@@ -47,7 +50,10 @@ from tune.study import REPO, Study, load_study
 FIELDS = (
     "name", "dataset", "fractions", "models", "tuning_seed", "tuning_seeds", "final_seeds", "val_labels",
     "study", "final", "cells", "share_cells_with", "note", "set", "warm_start_from", "paper_table",
+    "base",
 )  # fmt: skip
+MERGED_FIELDS = ("study", "set", "final")  # a table with a base merges these with the base's, key by key
+OWN_FIELDS = ("name", "note")  # what a table never takes from its base
 
 
 @dataclass
@@ -130,7 +136,8 @@ def load_table(path: str | Path) -> Table:
     if not path.is_file():
         raise UserError(f"table file {path} does not exist; see tune/tables/ for examples")
     try:
-        table = table_from_dict(read_yaml_mapping(path, "table file"), default_name=path.stem)
+        values = with_base(read_yaml_mapping(path, "table file"), chain=(path.resolve(),))
+        table = table_from_dict(values, default_name=path.stem)
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
     table.source = path
@@ -138,9 +145,7 @@ def load_table(path: str | Path) -> Table:
 
 
 def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Table:
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise UserError(f"unknown table field {unknown[0]!r}; known fields: {', '.join(FIELDS)}")
+    values = with_base(values)
     dataset = values.get("dataset")
     if dataset not in DATASETS:
         raise UserError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
@@ -225,6 +230,32 @@ def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Tabl
     if unknown_cells:
         raise UserError(f"cells: {unknown_cells[0]!r} is not a cell of this table (names: MODEL@PERCENT)")
     return table
+
+
+def with_base(values: dict[str, Any], chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The table's fields with those of its `base` table (and its base's, and so on) filled in."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise UserError(f"unknown table field {unknown[0]!r}; known fields: {', '.join(FIELDS)}")
+    if values.get("base") is None:
+        return {key: value for key, value in values.items() if key != "base"}
+    if not isinstance(values["base"], str):
+        raise UserError(f"base must name one table (e.g. table1_mnist) or its file, got {values['base']!r}")
+    path = _table_file(values["base"], "base").resolve()
+    if path in chain:
+        loop = " -> ".join(p.stem for p in (*chain, path))
+        raise UserError(f"base: the tables inherit from each other in a loop ({loop}); break it")
+    try:
+        base = with_base(read_yaml_mapping(path, "table file"), (*chain, path))
+    except UserError as error:
+        raise UserError(f"base {path.name}: {error}") from None
+    merged = {key: value for key, value in base.items() if key not in OWN_FIELDS}
+    for key, value in values.items():
+        if key in MERGED_FIELDS and value is not None:
+            value = _mapping(merged.get(key), key) | _mapping(value, key)
+        merged[key] = value
+    merged.pop("base")
+    return merged
 
 
 def cell_seed(dataset: str, label: str, fraction: float) -> int:

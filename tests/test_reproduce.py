@@ -120,6 +120,55 @@ def test_bad_tables_are_one_line_errors(changes, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_table_with_a_base_is_the_table_written_out(tmp_path):
+    base = tiny_table(name="base", note="the base", set={"train.lr": 0.01, "train.augment_shift": 2})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    child = {
+        "base": str(tmp_path / "base.yaml"),
+        "fractions": [0.1],  # replaces the base's list
+        "study": {"num_samples": 3},  # study, set and final merge key by key, ours winning
+        "set": {"train.lr": 0.02},
+        "final": {"train.restarts": 4},
+    }
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump(child))
+    written_out = tiny_table(
+        name="child",
+        fractions=[0.1],
+        study=base["study"] | {"num_samples": 3},
+        set={"train.lr": 0.02, "train.augment_shift": 2},
+        final=base["final"] | {"train.restarts": 4},
+    )
+    table, expected = load_table(tmp_path / "child.yaml"), table_from_dict(written_out)
+    assert (table.name, table.note) == ("child", "")  # name and note are the table's own
+    assert [(c.name, c.overrides, c.final_overrides) for c in table.cells] == [
+        (c.name, c.overrides, c.final_overrides) for c in expected.cells
+    ]
+    assert expected.shared_cell(expected.cells[0], table) is not None
+    (tmp_path / "grandchild.yaml").write_text(yaml.safe_dump({"base": str(tmp_path / "child.yaml")}))
+    assert [c.final_overrides for c in load_table(tmp_path / "grandchild.yaml").cells] == [
+        c.final_overrides for c in expected.cells
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a": {"base": "{dir}/b.yaml"}, "b": {"base": "{dir}/a.yaml"}}, r"in a loop \(a -> b -> a\)"),
+        ({"a": {"base": "{dir}/a.yaml"}}, r"in a loop \(a -> a\)"),
+        ({"a": {"base": "nope"}}, "base: no table nope"),
+        ({"a": {"base": ["b"]}}, "base must name one table"),
+        ({"a": {"base": "{dir}/b.yaml"}, "b": {"colour": 1}}, "base b.yaml: unknown table field 'colour'"),
+    ],
+)
+def test_bad_bases_are_one_line_errors(tmp_path, files, message):
+    for name, values in files.items():
+        text = yaml.safe_dump(values).replace("{dir}", str(tmp_path))
+        (tmp_path / f"{name}.yaml").write_text(text)
+    with pytest.raises(UserError, match=message) as error:
+        load_table(tmp_path / "a.yaml")
+    assert "\n" not in str(error.value)
+
+
 def test_a_cell_is_shared_only_when_defined_exactly_alike(tmp_path):
     table = table_from_dict(tiny_table())
     same = table_from_dict(tiny_table(name="same"))
