@@ -30,7 +30,8 @@ cell, the final seeds and epochs, from one YAML file (see tune/tables/).
     paper_table: 8                         # optional: compare with the paper's Table 8 first (default 1)
     base: table1_mnist_rotate20            # optional: start from that table's fields; ours replace its
                                            # own, except study, set and final, which merge key by key
-                                           # (ours win); name and note are never inherited
+                                           # (ours win); name and note are never inherited;
+                                           # tuning_seed and tuning_seeds replace each other
 
 Every mistake is a one-line `UserError`.
 """
@@ -251,6 +252,7 @@ def with_base(values: dict[str, Any], chain: tuple[Path, ...] = ()) -> dict[str,
         raise UserError(f"base {path.name}: {error}") from None
     merged = {key: value for key, value in base.items() if key not in OWN_FIELDS}
     for key, value in values.items():
+        merged.pop({"tuning_seed": "tuning_seeds", "tuning_seeds": "tuning_seed"}.get(key, ""), None)
         if key in MERGED_FIELDS and value is not None:
             value = _mapping(merged.get(key), key) | _mapping(value, key)
         merged[key] = value

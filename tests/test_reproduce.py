@@ -144,10 +144,11 @@ def test_a_table_with_a_base_is_the_table_written_out(tmp_path):
         (c.name, c.overrides, c.final_overrides) for c in expected.cells
     ]
     assert expected.shared_cell(expected.cells[0], table) is not None
-    (tmp_path / "grandchild.yaml").write_text(yaml.safe_dump({"base": str(tmp_path / "child.yaml")}))
-    assert [c.final_overrides for c in load_table(tmp_path / "grandchild.yaml").cells] == [
-        c.final_overrides for c in expected.cells
-    ]
+    grandchild = {"base": str(tmp_path / "child.yaml"), "tuning_seeds": [8, 9]}  # replaces tuning_seed
+    (tmp_path / "grandchild.yaml").write_text(yaml.safe_dump(grandchild))
+    table = load_table(tmp_path / "grandchild.yaml")
+    assert table.tuning_seeds == [8, 9]
+    assert [c.final_overrides for c in table.cells] == [c.final_overrides for c in expected.cells]
 
 
 @pytest.mark.parametrize(
