@@ -115,14 +115,16 @@ def readme_section(results_root: Path, tables: Path | None = None) -> str:
 
 
 def _table_fields(path: Path) -> tuple[str, str]:
-    """The table file's note (one line) and the paper table it compares with ("", "1" without a file)."""
+    """The table file's note (one line) and the paper table it compares with, its base's unless it names
+    one ("", "1" without a file)."""
     if not path.is_file():
         return "", "1"
     from analysis.paper import PAPER_TABLES
+    from analysis.tables import with_base
     from dmvae.config import read_yaml_mapping
     from dmvae.errors import UserError
 
-    values = read_yaml_mapping(path, "table file")
+    values = with_base(read_yaml_mapping(path, "table file"), chain=(path.resolve(),))
     paper_table = str(values.get("paper_table", "1"))
     if paper_table not in PAPER_TABLES:
         raise UserError(
