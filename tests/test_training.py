@@ -58,6 +58,36 @@ def test_resumed_run_repeats_the_uninterrupted_one(
         assert final[key] == final_resumed[key]
 
 
+def test_a_resumed_run_repeats_the_unbroken_one_when_its_classifier_lookup_draws_random_numbers(
+    synthetic_splits, tmp_path: Path, monkeypatch
+) -> None:
+    """Looking up the cached coherence classifier builds its layers (torch's RNG) when fit() starts; a resumed
+    run must do that before it restores the checkpoint's RNG, or its epochs draw other numbers than the
+    unbroken run's (seen in the MNIST finals: resumed runs left their unbroken twins at the next epoch)."""
+    import dmvae.evaluation.coherence
+
+    def lookup(*args, **kwargs):
+        torch.nn.Linear(8, 8)  # as the real lookup builds its network before loading the cached weights
+        return None
+
+    monkeypatch.setattr(dmvae.evaluation.coherence, "load_or_train_classifier", lookup)
+    config = tiny_config(train={"epochs": 3}, eval={"figures": False, "coherence": True})
+    splits = synthetic_splits(n_train=96, paired_fraction=0.25)
+    assert splits.test is not None  # a final run: the lookup only happens with a test split
+    straight = Trainer(config, splits=splits, progress=None)
+    straight.fit()
+    first = Trainer(
+        config, out_dir=tmp_path, splits=splits, progress=None, hooks=[interrupt_after_first_epoch]
+    )
+    with pytest.raises(Interrupted):
+        first.fit()
+    resumed = Trainer(config, out_dir=tmp_path, splits=splits, progress=None)
+    resumed.resume(tmp_path / "checkpoints" / "last.pt")
+    resumed.fit()
+    assert without_timing(straight.history) == without_timing(resumed.history)
+    assert_same_parameters(straight.model, resumed.model)
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(synthetic_splits) -> None:
     splits = synthetic_splits(n_train=96, paired_fraction=0.5)
     runs = []

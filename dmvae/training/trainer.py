@@ -390,4 +390,9 @@ class Trainer:
         save_checkpoint(self.state_dict(), path)
 
     def resume(self, path: str | Path) -> None:
-        self.load_state_dict(load_checkpoint(path, self.device))
+        state = load_checkpoint(path, self.device)
+        # An unbroken run looks up its coherence classifier when fit() starts, which draws from torch's RNG
+        # (the classifier's layers are built before its weights are loaded); a resumed one does it before
+        # restoring the checkpoint's RNG, so its next epoch draws what the unbroken run's did.
+        self.prepare_coherence_classifier()
+        self.load_state_dict(state)
