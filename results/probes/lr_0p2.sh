@@ -7,8 +7,7 @@
 # both seeds and by more than 0.01 on their mean.
 source "$(dirname "$0")/probe.sh"
 BASE=results/table1_mnist/cells/DMVAE_disc@0.2/best.yaml
-R="--set train.epochs=50 --set train.augment_rotate=10"
-probe lr02-s10-lr1e-3 $BASE --set seed=10 $R &
-probe lr02-s10-lr2e-3 $BASE --set seed=10 $R --set train.lr=0.002 ; wait
-probe lr02-s11-lr1e-3 $BASE --set seed=11 $R &
-probe lr02-s11-lr2e-3 $BASE --set seed=11 $R --set train.lr=0.002 ; wait
+probe lr02-s10-lr1e-3 $BASE --set seed=10 --set train.epochs=50 --set train.augment_rotate=10 &
+probe lr02-s10-lr2e-3 $BASE --set seed=10 --set train.epochs=50 --set train.augment_rotate=10 --set train.lr=0.002 ; wait
+probe lr02-s11-lr1e-3 $BASE --set seed=11 --set train.epochs=50 --set train.augment_rotate=10 &
+probe lr02-s11-lr2e-3 $BASE --set seed=11 --set train.epochs=50 --set train.augment_rotate=10 --set train.lr=0.002 ; wait
