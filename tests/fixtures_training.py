@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from dmvae.config import RunConfig
@@ -34,3 +36,27 @@ def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 class Interrupted(Exception):
     pass
+
+
+def straight_and_resumed(config: RunConfig, splits, out_dir: Path, stop_after: int):
+    """(unbroken trainer, its final, resumed trainer, its final): the same run trained straight through, and
+    interrupted after epoch `stop_after` then resumed from its checkpoint in `out_dir`."""
+    from dmvae.training import Trainer
+
+    straight = Trainer(config, splits=splits, progress=None)
+    final = straight.fit()
+
+    def interrupt(trainer: Trainer, epoch: int, metrics: dict) -> None:
+        if epoch == stop_after:
+            raise Interrupted
+
+    first = Trainer(config, out_dir=out_dir, splits=splits, progress=None, hooks=[interrupt])
+    try:
+        first.fit()
+    except Interrupted:
+        pass
+    assert first.epoch == stop_after and (out_dir / "checkpoints" / "last.pt").is_file()
+    resumed = Trainer(config, out_dir=out_dir, splits=splits, progress=None)
+    resumed.resume(out_dir / "checkpoints" / "last.pt")
+    assert resumed.epoch == stop_after
+    return straight, final, resumed, resumed.fit()

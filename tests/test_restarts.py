@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_training import Interrupted, assert_same_parameters, tiny_config, without_timing
+from fixtures_training import assert_same_parameters, straight_and_resumed, tiny_config, without_timing
 
 from dmvae.training import Trainer
 
@@ -65,21 +65,7 @@ def test_restarts_go_on_from_the_best_validated_initialisation(
 def test_a_run_with_restarts_resumes_after_them_and_repeats_itself(synthetic_splits, tmp_path: Path) -> None:
     config = tiny_config(seed=3, train={"epochs": 3, "restarts": 2, "restart_epochs": 1})
     splits = synthetic_splits(n_train=96, paired_fraction=0.5)
-    straight = Trainer(config, splits=splits, progress=None)
-    final = straight.fit()
-
-    def interrupt_after_second_epoch(trainer: Trainer, epoch: int, metrics: dict) -> None:
-        if epoch == 2:
-            raise Interrupted
-
-    first = Trainer(
-        config, out_dir=tmp_path, splits=splits, progress=None, hooks=[interrupt_after_second_epoch]
-    )
-    with pytest.raises(Interrupted):
-        first.fit()
-    resumed = Trainer(config, out_dir=tmp_path, splits=splits, progress=None)
-    resumed.resume(tmp_path / "checkpoints" / "last.pt")
-    final_resumed = resumed.fit()
+    straight, final, resumed, final_resumed = straight_and_resumed(config, splits, tmp_path, stop_after=2)
     assert_same_parameters(straight.model, resumed.model)
     assert without_timing(straight.history) == without_timing(resumed.history)
     for key in ("restart_kept", "restart_val_accuracy", "test_accuracy", "best_epoch"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fixtures_data import write_celeba_fixture
-from fixtures_training import Interrupted, assert_same_parameters, tiny_config, without_timing
+from fixtures_training import assert_same_parameters, straight_and_resumed, tiny_config, without_timing
 
 from dmvae.config import RunConfig, load_config
 from dmvae.training import Trainer, TrainingDiverged
@@ -20,11 +20,6 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 # --- resume and seeding --------------------------------------------------------------------------------
-
-
-def interrupt_after_first_epoch(trainer: Trainer, epoch: int, metrics: dict) -> None:
-    if epoch == 1:
-        raise Interrupted
 
 
 @pytest.mark.parametrize(
@@ -37,19 +32,7 @@ def test_resumed_run_repeats_the_uninterrupted_one(
     train = {"schedule": schedule, "paired_ratio": 0.5, "ema": ema, "lr_decay": lr_decay}
     config = tiny_config(train=train)
     splits = synthetic_splits(n_train=160, paired_fraction=0.1)
-    straight = Trainer(config, splits=splits, progress=None)
-    final = straight.fit()
-
-    hooks = [interrupt_after_first_epoch]
-    first = Trainer(config, out_dir=tmp_path, splits=splits, progress=None, hooks=hooks)
-    with pytest.raises(Interrupted):
-        first.fit()
-    assert first.epoch == 1 and (tmp_path / "checkpoints" / "last.pt").is_file()
-    resumed = Trainer(config, out_dir=tmp_path, splits=splits, progress=None)
-    resumed.resume(tmp_path / "checkpoints" / "last.pt")
-    assert resumed.epoch == 1
-    final_resumed = resumed.fit()
-
+    straight, final, resumed, final_resumed = straight_and_resumed(config, splits, tmp_path, stop_after=1)
     assert_same_parameters(straight.model, resumed.model)
     assert_same_parameters(straight.scored_model, resumed.scored_model)  # the weight average, under ema
     assert without_timing(straight.history) == without_timing(resumed.history)
@@ -74,16 +57,7 @@ def test_a_resumed_run_repeats_the_unbroken_one_when_its_classifier_lookup_draws
     config = tiny_config(train={"epochs": 3}, eval={"figures": False, "coherence": True})
     splits = synthetic_splits(n_train=96, paired_fraction=0.25)
     assert splits.test is not None  # a final run: the lookup only happens with a test split
-    straight = Trainer(config, splits=splits, progress=None)
-    straight.fit()
-    first = Trainer(
-        config, out_dir=tmp_path, splits=splits, progress=None, hooks=[interrupt_after_first_epoch]
-    )
-    with pytest.raises(Interrupted):
-        first.fit()
-    resumed = Trainer(config, out_dir=tmp_path, splits=splits, progress=None)
-    resumed.resume(tmp_path / "checkpoints" / "last.pt")
-    resumed.fit()
+    straight, _, resumed, _ = straight_and_resumed(config, splits, tmp_path, stop_after=1)
     assert without_timing(straight.history) == without_timing(resumed.history)
     assert_same_parameters(straight.model, resumed.model)
 
