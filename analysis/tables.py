@@ -55,6 +55,7 @@ FIELDS = (
 )  # fmt: skip
 MERGED_FIELDS = ("study", "set", "final")  # a table with a base merges these with the base's, key by key
 OWN_FIELDS = ("name", "note")  # what a table never takes from its base
+EITHER_OF = {"tuning_seed": "tuning_seeds", "tuning_seeds": "tuning_seed"}  # a table's one replaces the other
 
 
 @dataclass
@@ -137,16 +138,19 @@ def load_table(path: str | Path) -> Table:
     if not path.is_file():
         raise UserError(f"table file {path} does not exist; see tune/tables/ for examples")
     try:
-        values = with_base(read_yaml_mapping(path, "table file"), chain=(path.resolve(),))
-        table = table_from_dict(values, default_name=path.stem)
+        values = read_yaml_mapping(path, "table file")
+        table = table_from_dict(values, default_name=path.stem, chain=(path.resolve(),))
     except UserError as error:
         raise UserError(f"{path}: {error}") from None
     table.source = path
     return table
 
 
-def table_from_dict(values: dict[str, Any], default_name: str = "table") -> Table:
-    values = with_base(values)
+def table_from_dict(
+    values: dict[str, Any], default_name: str = "table", chain: tuple[Path, ...] = ()
+) -> Table:
+    """The table `values` define, with its base's fields filled in (`chain`: the file it was read from)."""
+    values = with_base(values, chain)
     dataset = values.get("dataset")
     if dataset not in DATASETS:
         raise UserError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
@@ -252,7 +256,7 @@ def with_base(values: dict[str, Any], chain: tuple[Path, ...] = ()) -> dict[str,
         raise UserError(f"base {path.name}: {error}") from None
     merged = {key: value for key, value in base.items() if key not in OWN_FIELDS}
     for key, value in values.items():
-        merged.pop({"tuning_seed": "tuning_seeds", "tuning_seeds": "tuning_seed"}.get(key, ""), None)
+        merged.pop(EITHER_OF.get(key, ""), None)
         if key in MERGED_FIELDS and value is not None:
             value = _mapping(merged.get(key), key) | _mapping(value, key)
         merged[key] = value
