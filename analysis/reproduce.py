@@ -272,6 +272,7 @@ class Reproduction:
         seeds = self.table.final_seeds
         self.say(f"  finals: seeds {seeds}")
         folder.mkdir(parents=True, exist_ok=True)
+        self.restore_finals(cell, state, folder)
         if "final_commit" not in state:
             state["final_commit"] = commit()
         state["final_overrides"] = cell.final_overrides
@@ -288,6 +289,19 @@ class Reproduction:
             self.say(f"  {line}")
         if summary["failed"]:
             raise UserError(f"cell {cell.name}: final seeds {summary['failed']} failed; rerun to retry them")
+
+    def restore_finals(self, cell: Cell, state: dict[str, Any], folder: Path) -> None:
+        """Copy the archived final runs that OUT lacks (a fresh checkout, or seeds added to the table) back
+        into it, so that run_final skips them and trains only the missing seeds; not when they ran with
+        other final settings than the cell's now."""
+        if state.get("final_overrides", cell.final_overrides) != cell.final_overrides:
+            return
+        for seed in self.table.final_seeds:
+            archived = self.archive(cell) / FINAL / f"seed-{seed}"
+            target = folder / f"seed-{seed}"
+            if (archived / "final.json").is_file() and not (target / "final.json").is_file():
+                shutil.copytree(archived, target, dirs_exist_ok=True)
+                self.say(f"  seed {seed}: finished earlier, taken from {archived}")
 
     # --- cell state --------------------------------------------------------------------------------------
     def cell_state(self, cell: Cell) -> dict[str, Any]:
