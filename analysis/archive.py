@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,35 @@ def _trial(row: dict[str, str], experiment: str, metric: str, state: dict[str, A
         "metric_last": float(row[metric]) if row[metric] else None,
         **{f"param.{key}": value for key, value in params.items()},
     }
+
+
+# the small files of each final run kept in the archive
+ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
+
+
+def archive_finals(runs: Path, archive: Path, seeds: list[int]) -> None:
+    """Copy the small files of the finished final runs runs/seed-S into archive/seed-S (idempotent)."""
+    for seed in seeds:
+        source, target = runs / f"seed-{seed}", archive / f"seed-{seed}"
+        if not (source / "final.json").is_file():
+            continue
+        for name in ARCHIVED:
+            if (source / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / name, target / name)
+        unpin_data_root(target / "config.yaml")
+
+
+def restore_finals(archive: Path, runs: Path, seeds: list[int]) -> list[int]:
+    """Copy the archived final runs that runs/ lacks (a fresh checkout, or seeds added to a table) back into
+    it, so that only the missing seeds train; returns the seeds copied."""
+    restored = []
+    for seed in seeds:
+        source, target = archive / f"seed-{seed}", runs / f"seed-{seed}"
+        if (source / "final.json").is_file() and not (target / "final.json").is_file():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+            restored.append(seed)
+    return restored
 
 
 def unpin_data_root(path: Path) -> None:

@@ -39,8 +39,10 @@ from analysis.archive import (
     CELL_FILE,
     FINAL,
     TRIALS,
+    archive_finals,
     archived_search,
     read_state,
+    restore_finals,
     unpin_data_root,
     write_trials,
 )
@@ -50,8 +52,6 @@ from tune.study import REPO, seed_words, trials_word
 
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 RESULTS = "results.csv"
-# the small files of each final run kept in the archive
-ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
 TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
     "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "eval_protocol",
@@ -172,17 +172,7 @@ class Reproduction:
         return False
 
     def archive_finals(self, cell: Cell) -> None:
-        """Copy the small files of the cell's finished final runs into the archive (idempotent)."""
-        for seed in self.table.final_seeds:
-            source = self.out / FINAL / cell.folder / f"seed-{seed}"
-            if not (source / "final.json").is_file():
-                continue
-            target = self.archive(cell) / FINAL / f"seed-{seed}"
-            for name in ARCHIVED:
-                if (source / name).is_file():
-                    (target / name).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(source / name, target / name)
-            unpin_data_root(target / "config.yaml")
+        archive_finals(self.out / FINAL / cell.folder, self.archive(cell) / FINAL, self.table.final_seeds)
 
     def tune(self, cell: Cell) -> None:
         from tune import runner
@@ -291,17 +281,11 @@ class Reproduction:
             raise UserError(f"cell {cell.name}: final seeds {summary['failed']} failed; rerun to retry them")
 
     def restore_finals(self, cell: Cell, state: dict[str, Any], folder: Path) -> None:
-        """Copy the archived final runs that OUT lacks (a fresh checkout, or seeds added to the table) back
-        into it, so that run_final skips them and trains only the missing seeds; not when they ran with
-        other final settings than the cell's now."""
-        if state.get("final_overrides", cell.final_overrides) != cell.final_overrides:
-            return
-        for seed in self.table.final_seeds:
-            archived = self.archive(cell) / FINAL / f"seed-{seed}"
-            target = folder / f"seed-{seed}"
-            if (archived / "final.json").is_file() and not (target / "final.json").is_file():
-                shutil.copytree(archived, target, dirs_exist_ok=True)
-                self.say(f"  seed {seed}: finished earlier, taken from {archived}")
+        """Archived final runs that OUT lacks go back into it (run_final then skips them), unless they ran
+        with other final settings than the cell's now."""
+        if state.get("final_overrides", cell.final_overrides) == cell.final_overrides:
+            for seed in restore_finals(self.archive(cell) / FINAL, folder, self.table.final_seeds):
+                self.say(f"  seed {seed}: finished earlier, taken from {self.archive(cell) / FINAL}")
 
     # --- cell state --------------------------------------------------------------------------------------
     def cell_state(self, cell: Cell) -> dict[str, Any]:
