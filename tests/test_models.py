@@ -143,6 +143,42 @@ def test_build_model_rejects_unknown_architecture(synthetic_splits) -> None:
         build_model(config, synthetic_splits().specs)
 
 
+FMNIST_SPECS = [ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("label", "label", (10,))]
+
+
+def test_batch_norm_follows_each_convolution_of_the_fmnist_networks() -> None:
+    config = make_config(("image", "label"), architecture="fmnist", private_dim={"image": 3})
+    plain = build_model(config, FMNIST_SPECS)
+    normed = build_model(config.with_overrides(["model.batch_norm=true"]), FMNIST_SPECS)
+
+    def norms(network: torch.nn.Module) -> int:
+        return sum(isinstance(layer, torch.nn.BatchNorm2d) for layer in network.modules())
+
+    assert (norms(plain.encoders["image"]), norms(plain.decoders["image"])) == (0, 0)
+    assert (norms(normed.encoders["image"]), norms(normed.decoders["image"])) == (4, 3)
+    layers = list(normed.encoders["image"])
+    assert [type(layer).__name__ for layer in layers[:3]] == ["Conv2d", "ReLU", "BatchNorm2d"]
+
+    images = torch.rand(6, 1, 28, 28)
+    encoder = normed.encoders["image"]
+    encoder.train()
+    for dropout in (layer for layer in layers if isinstance(layer, torch.nn.Dropout)):
+        dropout.eval()  # so that only batch norm can make an example depend on its batch
+    alone, together = encoder(images[:2]), encoder(images)[:2]
+    assert not torch.allclose(alone, together, atol=1e-4)  # batch statistics while training
+    assert float(layers[2].running_mean.abs().sum()) > 0
+    encoder.eval()
+    assert torch.allclose(encoder(images[:2]), encoder(images)[:2], atol=1e-5)  # running statistics
+
+
+def test_batch_norm_is_refused_outside_the_fmnist_networks() -> None:
+    config = make_config(("image", "label")).with_overrides(["model.batch_norm=true"])
+    with pytest.raises(UserError, match="model.batch_norm applies to .* fmnist"):
+        build_model(config, FMNIST_SPECS)
+    with pytest.raises(UserError, match="model.batch_norm must be true or false"):
+        make_config(("image", "label"), batch_norm="yes").validate()
+
+
 def test_bf16_precision_runs_networks_in_bfloat16_and_keeps_the_loss_close(synthetic_splits) -> None:
     splits = synthetic_splits(n_train=64, paired_fraction=1.0)
     config = make_config(("image", "label"), shared="categorical", shared_dim=10)

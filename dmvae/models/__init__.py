@@ -17,6 +17,11 @@ def build_model(config: RunConfig, specs: list[ModalitySpec]) -> MultimodalVAE:
         raise UserError(
             f"model.architecture must be auto or one of {', '.join(ARCHITECTURES)}; got {architecture!r}"
         )
+    if config.model.batch_norm and architecture != "fmnist":
+        raise UserError(
+            "model.batch_norm applies to the Fashion-MNIST convolutional networks only (architecture"
+            f" fmnist), not {architecture}; set model.batch_norm=false"
+        )
     names = {spec.name for spec in specs}
     for group, values in (
         ("model.private_dim", config.model.private_dim),

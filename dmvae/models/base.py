@@ -65,6 +65,7 @@ class MultimodalVAE(nn.Module):
                     self.specs[name],
                     self.private[name].param_dim + self.shared.param_dim,
                     model.hidden_dim,
+                    model.batch_norm,
                 )
                 for name in self.names
             }
@@ -72,7 +73,11 @@ class MultimodalVAE(nn.Module):
         self.decoders = nn.ModuleDict(
             {
                 name: build_decoder(
-                    architecture, self.specs[name], self.private[name].dim + self.shared.dim, model.hidden_dim
+                    architecture,
+                    self.specs[name],
+                    self.private[name].dim + self.shared.dim,
+                    model.hidden_dim,
+                    model.batch_norm,
                 )
                 for name in self.names
             }

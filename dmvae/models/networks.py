@@ -62,26 +62,30 @@ class Unflatten(nn.Module):
         return x.view(x.shape[0], *self.shape)
 
 
-def fmnist_image_encoder(out_dim: int) -> nn.Module:
+def _conv_relu(channels_in: int, channels_out: int, batch_norm: bool) -> list[nn.Module]:
+    """A 3x3 convolution and its ReLU, then BatchNorm2d where `model.batch_norm` asks for it (the order of
+    the authors' Fashion-MNIST code)."""
+    layers = [nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.ReLU(inplace=True)]
+    return layers + [nn.BatchNorm2d(channels_out)] if batch_norm else layers
+
+
+def fmnist_image_encoder(out_dim: int, batch_norm: bool = False) -> nn.Module:
     """Table 4: conv 32-32-pool-64-64-pool with dropout 0.25, FC 3136-512, dropout 0.5."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), Dropout(0.25),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), Dropout(0.25),
+        *_conv_relu(1, 32, batch_norm), *_conv_relu(32, 32, batch_norm), nn.MaxPool2d(2), Dropout(0.25),
+        *_conv_relu(32, 64, batch_norm), *_conv_relu(64, 64, batch_norm), nn.MaxPool2d(2), Dropout(0.25),
         nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(inplace=True), Dropout(0.5),
         nn.Linear(512, out_dim),
     )  # fmt: skip
 
 
-def fmnist_image_decoder(in_dim: int) -> nn.Module:
+def fmnist_image_decoder(in_dim: int, batch_norm: bool = False) -> nn.Module:
     """Table 4: FC to 64x7x7, then upsampling 3x3 convolutions 64-32 and 32-1."""
     return nn.Sequential(
         nn.Linear(in_dim, 512), nn.ReLU(inplace=True), nn.Linear(512, 64 * 7 * 7), nn.ReLU(inplace=True),
         Unflatten((64, 7, 7)),
-        nn.Upsample(scale_factor=2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Upsample(scale_factor=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Upsample(scale_factor=2), *_conv_relu(64, 64, batch_norm), *_conv_relu(64, 32, batch_norm),
+        nn.Upsample(scale_factor=2), *_conv_relu(32, 32, batch_norm),
         nn.Conv2d(32, 1, 3, padding=1),
     )  # fmt: skip
 
@@ -104,12 +108,14 @@ def celeba_image_decoder(in_dim: int, channels: int = 3) -> nn.Module:
     )  # fmt: skip
 
 
-def _conv_pair(architecture: str, spec: ModalitySpec):
+def _conv_pair(architecture: str, spec: ModalitySpec, batch_norm: bool = False):
     """(encoder factory, decoder factory) of the convolutional image networks, or None for MLPs."""
     if spec.kind != "image" or len(spec.shape) != 3 or architecture not in ("fmnist", "celeba"):
         return None
     if architecture == "fmnist" and spec.shape == (1, 28, 28):
-        return fmnist_image_encoder, fmnist_image_decoder
+        return (lambda out: fmnist_image_encoder(out, batch_norm)), (
+            lambda dim: fmnist_image_decoder(dim, batch_norm)
+        )
     if architecture == "celeba" and spec.shape[1:] == (64, 64):
         channels = spec.shape[0]
         return (lambda out: celeba_image_encoder(out, channels)), (
@@ -118,10 +124,12 @@ def _conv_pair(architecture: str, spec: ModalitySpec):
     raise UserError(f"architecture {architecture} does not fit images of shape {spec.shape}; use mlp")
 
 
-def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: int = 256) -> nn.Module:
+def build_encoder(
+    architecture: str, spec: ModalitySpec, out_dim: int, hidden: int = 256, batch_norm: bool = False
+) -> nn.Module:
     """Image encoders take [B, C, H, W] in [0, 1]; label and attribute encoders take [B, n]."""
     size = _flat_dim(spec)
-    conv = _conv_pair(architecture, spec)
+    conv = _conv_pair(architecture, spec, batch_norm)
     if conv:
         return conv[0](out_dim)
     if architecture == "mvae_mlp":
@@ -131,10 +139,12 @@ def build_encoder(architecture: str, spec: ModalitySpec, out_dim: int, hidden: i
     return nn.Sequential(nn.Flatten(), _mlp([size, hidden, hidden, out_dim]))
 
 
-def build_decoder(architecture: str, spec: ModalitySpec, in_dim: int, hidden: int = 256) -> nn.Module:
+def build_decoder(
+    architecture: str, spec: ModalitySpec, in_dim: int, hidden: int = 256, batch_norm: bool = False
+) -> nn.Module:
     """Decoders return logits shaped like the modality (images [B, C, H, W], others [B, n])."""
     size = _flat_dim(spec)
-    conv = _conv_pair(architecture, spec)
+    conv = _conv_pair(architecture, spec, batch_norm)
     if conv:
         return conv[1](in_dim)
     if architecture == "mvae_mlp":
