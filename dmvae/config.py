@@ -163,6 +163,7 @@ class TrainConfig(BaseConfig):
     ema: float = 0.0
     augment_shift: int = 0  # training images move by up to this many pixels, each its own way (0: off)
     augment_rotate: float = 0.0  # ... after turning by up to this many degrees, each its own way (0: off)
+    augment_flip: bool = False  # ... after a left-right mirror, probability 1/2 (Fashion-MNIST; not digits)
     schedule: str = "mixed"  # authors | mixed
     paired_ratio: float = 1.0  # mixed: paired examples per step, as a fraction of batch_size
     checkpoint_every: int = 1  # epochs between checkpoints (0: only the last)
@@ -254,6 +255,8 @@ class RunConfig(BaseConfig):
             raise UserError(f"train.augment_rotate must be a number of degrees, got {t.augment_rotate!r}")
         if not 0 <= t.augment_rotate <= 180:
             raise UserError(f"train.augment_rotate must be in [0, 180] degrees, got {t.augment_rotate!r}")
+        if not isinstance(t.augment_flip, bool):
+            raise UserError(f"train.augment_flip must be true or false, got {t.augment_flip!r}")
         _positive("train.lr", t.lr)
         if not isinstance(t.ema, int | float) or isinstance(t.ema, bool) or not 0 <= t.ema < 1:
             raise UserError(

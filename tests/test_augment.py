@@ -1,12 +1,13 @@
-"""train.augment_shift and train.augment_rotate: the random translation against a per-example reference, the
-rotation against exact quarter turns and its own angle draws, and their use in training."""
+"""train.augment_shift, train.augment_rotate and train.augment_flip: the random translation against a
+per-example reference, the rotation against exact quarter turns and its own angle draws, the mirror against
+its own coin flips, and their use in training."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dmvae.training.augment import random_rotation, random_shift, rotate
+from dmvae.training.augment import random_flip, random_rotation, random_shift, rotate
 
 
 def shifted(image: torch.Tensor, down: int, right: int) -> torch.Tensor:
@@ -115,3 +116,34 @@ def test_a_bad_rotation_is_a_one_line_error(degrees) -> None:
 
     with pytest.raises(UserError, match="train.augment_rotate must be"):
         tiny_config(train={"augment_rotate": degrees})
+
+
+def test_each_image_is_mirrored_or_kept_by_its_own_coin() -> None:
+    images = torch.rand(200, 2, 5, 7)
+    flipped = random_flip(images, torch.Generator().manual_seed(0))
+    coins = torch.rand(200, generator=torch.Generator().manual_seed(0)) < 0.5
+    for i in range(200):
+        # column j of a mirrored image is column W-1-j of the original
+        expected = images[i][:, :, list(range(6, -1, -1))] if coins[i] else images[i]
+        assert torch.equal(flipped[i], expected), i
+    assert 70 < int(coins.sum()) < 130  # about half of them mirrored
+
+
+def test_training_with_flips_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
+    from fixtures_training import tiny_config, without_timing
+
+    from dmvae.errors import UserError
+    from dmvae.training import Trainer
+
+    splits = synthetic_splits(n_train=96, paired_fraction=0.5)
+    runs = []
+    for flip in (True, True, False):
+        trainer = Trainer(
+            tiny_config(train={"epochs": 1, "augment_flip": flip}), splits=splits, progress=None
+        )
+        trainer.fit()
+        runs.append(without_timing(trainer.history))
+    assert runs[0] == runs[1]
+    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
+    with pytest.raises(UserError, match="train.augment_flip must be true or false"):
+        tiny_config(train={"augment_flip": "yes"})

@@ -1,6 +1,7 @@
-"""Augmentations of training images, each example its own way, zeros filling what a move uncovers: a random
-rotation by at most `train.augment_rotate` degrees (bilinear), then a random translation by a whole number of
-pixels, at most `train.augment_shift` along each axis."""
+"""Augmentations of training images, each example its own way, zeros filling what a move uncovers: a
+left-right mirror with probability 1/2 (`train.augment_flip`), a random rotation by at most
+`train.augment_rotate` degrees (bilinear), then a random translation by a whole number of pixels, at most
+`train.augment_shift` along each axis."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ def augment_images(batch: dict[str, Tensor], specs, train, generator: torch.Gene
     """The batch with train's augmentations applied to each image modality (specs: name -> ModalitySpec)."""
     for name in batch:
         if specs[name].kind == "image":
-            rotated = random_rotation(batch[name], train.augment_rotate, generator)
+            mirrored = random_flip(batch[name], generator) if train.augment_flip else batch[name]
+            rotated = random_rotation(mirrored, train.augment_rotate, generator)
             batch[name] = random_shift(rotated, train.augment_shift, generator)
     return batch
+
+
+def random_flip(images: Tensor, generator: torch.Generator) -> Tensor:
+    """images [B, C, H, W], each mirrored left to right with probability 1/2."""
+    mirror = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    return torch.where(mirror[:, None, None, None], images.flip(-1), images)
 
 
 def random_rotation(images: Tensor, degrees: float, generator: torch.Generator) -> Tensor:
