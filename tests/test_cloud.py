@@ -66,9 +66,13 @@ def s3(tmp_path_factory):
 def optuna_trials(url: str, study_name: str):
     import optuna
 
-    from tune.search import open_storage
+    from tune.search import close_storage, open_storage
 
-    return optuna.load_study(study_name=study_name, storage=open_storage(url)).get_trials(deepcopy=False)
+    storage = open_storage(url)  # polled every 0.5 s: each poll gives its connections back
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+    finally:
+        close_storage(storage)
 
 
 # --- the searcher alone: orphans adopted, late results dropped, public APIs only -------------------------
@@ -159,6 +163,31 @@ def test_study_on_postgres_runs_trials_concurrently(ray_session, postgres, tmp_p
 
 
 # --- S3 for results (moto), PostgreSQL for Optuna: a killed driver, resume, status, export, final --------
+def test_a_closed_storage_gives_its_connections_back_to_postgres(postgres):
+    import optuna
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    from tune.search import close_storage, open_storage
+
+    counter = sqlalchemy.create_engine(postgres.url, poolclass=NullPool)
+
+    def connections() -> int:  # other clients of the server than this counting one
+        with counter.connect() as connection:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'dmvae'"
+            query += " AND pid <> pg_backend_pid()"
+            return int(connection.execute(sqlalchemy.text(query)).scalar())
+
+    before = connections()
+    storages = [open_storage(postgres.url) for _ in range(4)]
+    for storage in storages:
+        optuna.create_study(storage=storage, study_name="pooled", load_if_exists=True).get_trials()
+    assert connections() >= before + 4  # each storage's pool holds a connection
+    for storage in storages:
+        close_storage(storage)
+    assert connections() == before
+
+
 def test_s3_study_survives_a_killed_driver(ray_session, postgres, s3, tmp_path, capsys):
     import ray
 

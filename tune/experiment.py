@@ -72,9 +72,9 @@ def create_experiment(study: Study, name: str | None, storage_path: str | None) 
     if store.exists(store.join(folder, STUDY_FILE)):
         raise UserError(f"experiment {folder} already exists; continue it with `dmvae tune resume {folder}`")
     if study.storage is not None:
-        from tune.search import open_storage
+        from tune.search import close_storage, open_storage
 
-        open_storage(study.storage)  # reachable now, not after the folder is made
+        close_storage(open_storage(study.storage))  # reachable now, not after the folder is made
     if not store.is_uri(folder):
         folder.mkdir(parents=True, exist_ok=True)
     from dmvae.data import pin_data_root

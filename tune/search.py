@@ -53,6 +53,14 @@ def open_storage(url: str):
     raise AssertionError("unreachable")
 
 
+def close_storage(storage) -> None:
+    """Give back the database connections an RDB storage pools (a journal storage holds none): a process
+    that opens storages again and again would otherwise exhaust the server's connection limit."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def redact(url: str) -> str:
     """The URL with its password (if any) hidden."""
     scheme, sep, rest = url.partition("://")
