@@ -24,7 +24,7 @@ for run in sorted(run for prefix in prefixes for run in Path("runs/probes").glob
     final = json.loads(final_file.read_text())
     # the script's line `probe NAME $BASE --set KEY=VALUE ... &` (older scripts: `run NAME ...`)
     line = re.search(rf"(?:probe|run) {re.escape(run.name)}\b(.*?)(?:&|;|$)", script, re.M)
-    override = line.group(1).replace("$BASE", "").strip()
+    override = re.sub(r"\$\w+", "", line.group(1)).strip()  # the base config's variable ($BASE, $B1, ...)
     rows.append({
         "probe": run.name, "override": override.replace("--set ", "") or "(base)",
         "val_best": final["val_accuracy"], "best_epoch": final["best_epoch"], "epochs": final["epochs"],
