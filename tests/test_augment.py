@@ -48,23 +48,6 @@ def test_no_shift_is_the_identity_and_the_same_generator_repeats() -> None:
     assert not torch.equal(first, random_shift(images, 2, torch.Generator().manual_seed(4)))
 
 
-def test_training_with_shifts_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
-    from fixtures_training import tiny_config, without_timing
-
-    from dmvae.training import Trainer
-
-    splits = synthetic_splits(n_train=96, paired_fraction=0.5)
-    runs = []
-    for shift in (1, 1, 0):
-        trainer = Trainer(
-            tiny_config(train={"epochs": 1, "augment_shift": shift}), splits=splits, progress=None
-        )
-        trainer.fit()
-        runs.append(without_timing(trainer.history))
-    assert runs[0] == runs[1]
-    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
-
-
 def test_a_negative_shift_is_a_one_line_error() -> None:
     from fixtures_training import tiny_config
 
@@ -92,22 +75,6 @@ def test_each_image_turns_by_its_own_angle_within_the_bound() -> None:
     assert random_rotation(images, 0.0, torch.Generator().manual_seed(0)) is images
 
 
-def test_training_with_rotations_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
-    from fixtures_training import tiny_config, without_timing
-
-    from dmvae.training import Trainer
-
-    splits = synthetic_splits(n_train=96, paired_fraction=0.5)
-    runs = []
-    for degrees in (10.0, 10.0, 0.0):
-        config = tiny_config(train={"epochs": 1, "augment_shift": 1, "augment_rotate": degrees})
-        trainer = Trainer(config, splits=splits, progress=None)
-        trainer.fit()
-        runs.append(without_timing(trainer.history))
-    assert runs[0] == runs[1]
-    assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
-
-
 @pytest.mark.parametrize("degrees", [-1.0, 200.0, "ten"])
 def test_a_bad_rotation_is_a_one_line_error(degrees) -> None:
     from fixtures_training import tiny_config
@@ -129,21 +96,32 @@ def test_each_image_is_mirrored_or_kept_by_its_own_coin() -> None:
     assert 70 < int(coins.sum()) < 130  # about half of them mirrored
 
 
-def test_training_with_flips_is_seeded_and_differs_from_training_without(synthetic_splits) -> None:
-    from fixtures_training import tiny_config, without_timing
+def test_a_bad_flip_setting_is_a_one_line_error() -> None:
+    from fixtures_training import tiny_config
 
     from dmvae.errors import UserError
+
+    with pytest.raises(UserError, match="train.augment_flip must be true or false"):
+        tiny_config(train={"augment_flip": "yes"})
+
+
+@pytest.mark.parametrize(
+    "augmentation",
+    [{"augment_shift": 1}, {"augment_shift": 1, "augment_rotate": 10.0}, {"augment_flip": True}],
+    ids=["shift", "rotate", "flip"],
+)
+def test_training_with_an_augmentation_is_seeded_and_differs_from_training_without(
+    augmentation: dict, synthetic_splits
+) -> None:
+    from fixtures_training import tiny_config, without_timing
+
     from dmvae.training import Trainer
 
     splits = synthetic_splits(n_train=96, paired_fraction=0.5)
     runs = []
-    for flip in (True, True, False):
-        trainer = Trainer(
-            tiny_config(train={"epochs": 1, "augment_flip": flip}), splits=splits, progress=None
-        )
+    for train in (augmentation, augmentation, {}):
+        trainer = Trainer(tiny_config(train={"epochs": 1} | train), splits=splits, progress=None)
         trainer.fit()
         runs.append(without_timing(trainer.history))
     assert runs[0] == runs[1]
     assert runs[0][0]["train/loss"] != runs[2][0]["train/loss"]
-    with pytest.raises(UserError, match="train.augment_flip must be true or false"):
-        tiny_config(train={"augment_flip": "yes"})
