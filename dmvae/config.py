@@ -211,8 +211,7 @@ class RunConfig(BaseConfig):
             raise UserError(f"data.train_size must be a positive integer or null, got {d.train_size!r}")
         if d.val_labels is not None and (not isinstance(d.val_labels, int) or d.val_labels < 1):
             raise UserError(f"data.val_labels must be a positive integer or null, got {d.val_labels!r}")
-        if not isinstance(d.balanced_pairs, bool):
-            raise UserError(f"data.balanced_pairs must be true or false, got {d.balanced_pairs!r}")
+        _boolean("data.balanced_pairs", d.balanced_pairs)
         if d.balanced_pairs and d.name == "celeba":
             raise UserError("data.balanced_pairs needs class labels; CelebA has attributes: set it false")
         if d.name == "npz" and not d.path:
@@ -225,8 +224,7 @@ class RunConfig(BaseConfig):
             raise UserError("MVAE has a Gaussian shared latent only; set model.shared=gaussian")
         _positive_int("model.shared_dim", m.shared_dim)
         _positive_int("model.hidden_dim", m.hidden_dim)
-        if not isinstance(m.batch_norm, bool):
-            raise UserError(f"model.batch_norm must be true or false, got {m.batch_norm!r}")
+        _boolean("model.batch_norm", m.batch_norm)
         _positive("model.temperature", m.temperature)
         for name, size in m.private_dim.items():
             if not isinstance(size, int) or size < 0:
@@ -255,8 +253,7 @@ class RunConfig(BaseConfig):
             raise UserError(f"train.augment_rotate must be a number of degrees, got {t.augment_rotate!r}")
         if not 0 <= t.augment_rotate <= 180:
             raise UserError(f"train.augment_rotate must be in [0, 180] degrees, got {t.augment_rotate!r}")
-        if not isinstance(t.augment_flip, bool):
-            raise UserError(f"train.augment_flip must be true or false, got {t.augment_flip!r}")
+        _boolean("train.augment_flip", t.augment_flip)
         _positive("train.lr", t.lr)
         if not isinstance(t.ema, int | float) or isinstance(t.ema, bool) or not 0 <= t.ema < 1:
             raise UserError(
@@ -266,8 +263,7 @@ class RunConfig(BaseConfig):
         _choice("train.schedule", t.schedule, SCHEDULES)
         _positive("train.paired_ratio", t.paired_ratio)
         _choice("train.precision", t.precision, ("auto", "fp32", "bf16"))
-        if not isinstance(t.compile, bool):
-            raise UserError(f"train.compile must be true or false, got {t.compile!r}")
+        _boolean("train.compile", t.compile)
         if not isinstance(t.checkpoint_every, int) or t.checkpoint_every < 0:
             raise UserError(f"train.checkpoint_every must be a whole number >= 0, got {t.checkpoint_every!r}")
         if t.threads is not None:
@@ -275,8 +271,7 @@ class RunConfig(BaseConfig):
         _choice("eval.protocol", e.protocol, PROTOCOLS)
         _positive_int("eval.samples", e.samples)
         _positive_int("eval.every", e.every)
-        if not isinstance(e.coherence, bool):
-            raise UserError(f"eval.coherence must be true or false, got {e.coherence!r}")
+        _boolean("eval.coherence", e.coherence)
         _positive_int("eval.coherence_samples", e.coherence_samples)
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"seed must be a whole number >= 0, got {self.seed!r}")
@@ -287,6 +282,11 @@ class RunConfig(BaseConfig):
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UserError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _boolean(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise UserError(f"{key} must be true or false, got {value!r}")
 
 
 def _positive(key: str, value: Any) -> None:

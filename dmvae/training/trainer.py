@@ -149,8 +149,7 @@ class Trainer:
             for part in step:
                 names = model.names if part.paired else [first]
                 batch = train.batch(part.index, names)
-                if config.train.augment_shift or config.train.augment_rotate or config.train.augment_flip:
-                    batch = augment_images(batch, model.specs, config.train, self.generator)
+                batch = augment_images(batch, model.specs, config.train, self.generator)
                 loss, terms = self.loss_fn(batch, sizes[part.paired], kl_weight)
                 weight = 1.0 if part.paired else config.objective.unpaired_weight
                 total = total + weight * loss
