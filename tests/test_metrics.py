@@ -1,12 +1,15 @@
 """Per-class accuracy of cross-generated labels: the confusion matrix against a loop, a lost class named with
-where its examples went, and the final.json of a run and its progress warning."""
+where its examples went, classes that the shared latent gives one code, and the final.json of a run and its
+progress warnings."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from fixtures_training import tiny_config
+from torch import nn
 
-from dmvae.evaluation.metrics import class_accuracy, confusion_matrix, lost_classes
+from dmvae.evaluation.metrics import class_accuracy, confusion_matrix, lost_classes, merged_classes
 from dmvae.training import Trainer
 from dmvae.training.callbacks import Progress
 
@@ -66,3 +69,42 @@ def test_progress_warns_of_each_lost_class(synthetic_splits) -> None:
         "warning: class 4: 10 % of its examples are predicted as it, 80 % to 9 (validation; another seed or "
         "train.restarts may give it a category)"
     )
+
+
+def one_hot_map(targets: list[int]) -> nn.Linear:
+    """A linear map from a one-hot input k to logits that put 20 nats on class targets[k]."""
+    layer = nn.Linear(len(targets), 10, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(20 * nn.functional.one_hot(torch.tensor(targets), 10).T.float())
+    return layer
+
+
+@pytest.mark.parametrize("protocol", ["mode", "expected"])
+def test_classes_that_share_a_code_of_the_shared_latent_are_named(synthetic_splits, protocol) -> None:
+    model = Trainer(tiny_config(), splits=synthetic_splits(), progress=None).model
+    identity = list(range(10))
+    model.encoders["label"], model.decoders["label"] = one_hot_map(identity), one_hot_map(identity)
+    assert merged_classes(model, "label", protocol) == []
+    # labels 2 and 4 both go to category 3, which decodes as 4; category 5 holds no label
+    model.encoders["label"] = one_hot_map([0, 1, 3, 2, 3, 4, 6, 7, 8, 9])
+    model.decoders["label"] = one_hot_map([0, 1, 3, 4, 5, 2, 6, 7, 8, 9])
+    assert merged_classes(model, "label", protocol) == [
+        "the shared latent gives classes 2 and 4 one code: z_s inferred from the label itself decodes as 4"
+    ]
+    assert merged_classes(model, "image", protocol) == []  # not a label
+
+
+def test_final_json_and_progress_name_classes_that_share_a_code(synthetic_splits) -> None:
+    lines: list[str] = []
+    trainer = Trainer(tiny_config(train={"epochs": 1}), splits=synthetic_splits(), progress=lines.append)
+    # fixed label networks (the optimizer holds the ones they replace) that give labels 2 and 4 one code
+    trainer.model.encoders["label"] = one_hot_map([0, 1, 3, 2, 3, 4, 6, 7, 8, 9])
+    trainer.model.decoders["label"] = one_hot_map([0, 1, 3, 4, 5, 2, 6, 7, 8, 9])
+    final = trainer.fit()
+    merged = (
+        "the shared latent gives classes 2 and 4 one code: z_s inferred from the label itself decodes as 4"
+    )
+    assert final["merged_classes"] == [merged]
+    assert [line for line in lines if "the shared latent gives" in line] == [
+        f"warning: {merged} (no source can tell them apart; another seed or train.restarts may)"
+    ]

@@ -98,6 +98,41 @@ def lost_classes(confusion: torch.Tensor, names: tuple[str, ...] = (), below: fl
     return lines
 
 
+@torch.no_grad()
+def merged_classes(model: MultimodalVAE, target: str, protocol: str = "mode", samples: int = 32) -> list[str]:
+    """The label's round trip through the shared latent alone: class k is encoded by the label's own network
+    and decoded from q(z_s | k) by the label decoder (`protocol` and `samples`: MultimodalVAE.cross_generate,
+    seeded as in cross_generated). Classes that come back as one class share a code of z_s, so no source (an
+    image either) can tell them apart, and accuracy from any source is capped below their share. A sentence
+    per such group; none for a target that is not a label."""
+    spec = model.specs[target]
+    if spec.kind != "label":
+        return []
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    classes = torch.arange(spec.shape[0], device=device)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(EVAL_SEED)
+            decoded = model.cross_generate({target: classes}, target, protocol, samples).argmax(-1).tolist()
+    finally:
+        model.train(was_training)
+    names = spec.names or tuple(str(k) for k in classes.tolist())
+    lines = []
+    for named in sorted(set(decoded)):
+        members = [k for k, d in enumerate(decoded) if d == named]
+        if members == [named]:
+            continue
+        listed = " and ".join(names[k] for k in members)
+        given = f"classes {listed} one code" if len(members) > 1 else f"class {listed} no code of its own"
+        lines.append(
+            f"the shared latent gives {given}: z_s inferred from the {target} itself decodes as "
+            f"{names[named]}"
+        )
+    return lines
+
+
 def evaluate_cross_generation(
     model: MultimodalVAE,
     dataset: MultimodalDataset,

@@ -1,5 +1,6 @@
 """results/probes/NAME.csv from the runs of results/probes/NAME.sh (runs/probes/PREFIX*): each run's best
-validation accuracy (1,000 labels), its epochs, lost and weakest digit, beside the override it was run with.
+validation accuracy (1,000 labels), its epochs, lost and weakest digit and merged classes (runs that record
+them), beside the override it was run with.
 Rows of probes whose run folders are gone (a fresh checkout) are kept from the CSV as it was.
 
     .venv/bin/python results/probes/summarize.py knobs_0p2 k02
@@ -25,12 +26,13 @@ for run in sorted(run for prefix in prefixes for run in Path("runs/probes").glob
     # the script's line `probe NAME $BASE --set KEY=VALUE ... &` (older scripts: `run NAME ...`)
     line = re.search(rf"(?:probe|run) {re.escape(run.name)}\b(.*?)(?:&|;|$)", script, re.M)
     override = re.sub(r"\$\w+", "", line.group(1)).strip()  # the base config's variable ($BASE, $B1, ...)
+    merged = {"merged_classes": "; ".join(final["merged_classes"])} if "merged_classes" in final else {}
     rows.append({
         "probe": run.name, "override": override.replace("--set ", "") or "(base)",
         "val_best": final["val_accuracy"], "best_epoch": final["best_epoch"], "epochs": final["epochs"],
         "val_labels": final["val_labels"], "lost_classes": "; ".join(final.get("val_lost_classes", [])),
         "weakest_class": min(range(10), key=lambda k: final["val_class_accuracy"][k]),
-    })  # fmt: skip
+    } | merged)  # fmt: skip
 output = Path(f"results/probes/{name}.csv")
 if output.is_file():
     with output.open(newline="") as handle:
@@ -40,7 +42,7 @@ if output.is_file():
 if not rows:
     sys.exit(f"no finished run matches runs/probes/{'|'.join(prefixes)}*; run results/probes/{name}.sh first")
 with output.open("w", newline="") as handle:
-    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
     writer.writeheader()
     writer.writerows(rows)
 for row in rows:
