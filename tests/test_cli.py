@@ -115,7 +115,7 @@ def test_train_then_evaluate_then_resume_finished_run(npz_config: Path, tmp_path
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert json.loads((run / "evaluation.json").read_text()) == result
     assert result["weights"] == "best" and result["test_accuracy"] == final["test_accuracy"]
-    assert result["merged_classes"] == final["merged_classes"]
+    assert result["val_merged_classes"] == result["test_merged_classes"] == final["val_merged_classes"]
     assert not (run / "figures").exists()
 
     # resuming with more epochs continues from epoch 1 and keeps one metrics line per epoch

@@ -91,6 +91,10 @@ def test_classes_that_share_a_code_of_the_shared_latent_are_named(synthetic_spli
     assert merged_classes(model, "label", protocol) == [
         "the shared latent gives classes 2 and 4 one code: z_s inferred from the label itself decodes as 4"
     ]
+    model.encoders["label"] = one_hot_map([0, 1, 3, 2, 3, 3, 6, 7, 8, 9])  # and label 5 joins them
+    assert merged_classes(model, "label", protocol) == [
+        "the shared latent gives classes 2, 4 and 5 one code: z_s inferred from the label itself decodes as 4"
+    ]
     assert merged_classes(model, "image", protocol) == []  # not a label
 
 
@@ -104,7 +108,7 @@ def test_final_json_and_progress_name_classes_that_share_a_code(synthetic_splits
     merged = (
         "the shared latent gives classes 2 and 4 one code: z_s inferred from the label itself decodes as 4"
     )
-    assert final["merged_classes"] == [merged]
+    assert final["val_merged_classes"] == [merged]
     assert [line for line in lines if "the shared latent gives" in line] == [
         f"warning: {merged} (no source can tell them apart; another seed or train.restarts may)"
     ]

@@ -124,7 +124,8 @@ def merged_classes(model: MultimodalVAE, target: str, protocol: str = "mode", sa
         members = [k for k, d in enumerate(decoded) if d == named]
         if members == [named]:
             continue
-        listed = " and ".join(names[k] for k in members)
+        labels = [names[k] for k in members]
+        listed = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
         given = f"classes {listed} one code" if len(members) > 1 else f"class {listed} no code of its own"
         lines.append(
             f"the shared latent gives {given}: z_s inferred from the {target} itself decodes as "
@@ -143,7 +144,8 @@ def evaluate_cross_generation(
     samples: int = 32,
 ) -> dict:
     """{"accuracy": ...} for a label target; {"accuracy", "f1"} (means over attributes) for attributes. With
-    per_class, a label target also gets "class_accuracy" and "lost_classes" (lists: not per-epoch scalars)."""
+    per_class, a label target also gets "class_accuracy", "lost_classes" and "merged_classes" (lists: not
+    per-epoch scalars; the last depends on the weights only, not on `dataset`)."""
     predictions, truths = cross_generated(model, dataset, source, target, protocol, samples)
     spec = model.specs[target]
     if spec.kind != "label":
@@ -154,5 +156,6 @@ def evaluate_cross_generation(
         scores |= {
             "class_accuracy": class_accuracy(confusion),
             "lost_classes": lost_classes(confusion, spec.names),
+            "merged_classes": merged_classes(model, target, protocol, samples),
         }
     return scores

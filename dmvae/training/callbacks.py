@@ -80,7 +80,7 @@ class Progress(Callback):
             )
         for line in final.get("val_lost_classes", []):
             self.write(f"warning: {line} (validation; another seed or train.restarts may give it a category)")
-        for line in final.get("merged_classes", []):
+        for line in final.get("val_merged_classes", []):
             self.write(f"warning: {line} (no source can tell them apart; another seed or train.restarts may)")
         if final.get("stopped_early"):
             self.write(

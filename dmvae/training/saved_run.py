@@ -46,7 +46,6 @@ def evaluate_run(
     for split in ("val", "test"):
         result |= {f"{split}_{key}": value for key, value in trainer.evaluate(split, per_class=True).items()}
     trainer.progress = print  # a missing coherence classifier is trained first (minutes): say so
-    result["merged_classes"] = trainer.merged_classes()
     result |= trainer.coherence_scores()
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     if figures:

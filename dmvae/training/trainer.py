@@ -20,7 +20,7 @@ import torch
 from dmvae.config import RunConfig
 from dmvae.data import DatasetSplits, default_root, load_splits
 from dmvae.errors import UserError
-from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation, merged_classes
+from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
 from dmvae.models import build_model
 from dmvae.training.augment import augment_images
 from dmvae.training.averaging import WeightAverage
@@ -201,11 +201,6 @@ class Trainer:
             self.scored_model, dataset, self.source, self.target, protocol, per_class, samples
         )
 
-    def merged_classes(self) -> list[str]:
-        """Label classes that the shared latent gives one code (metrics.merged_classes), as the run scores."""
-        protocol, samples = self.config.eval.protocol, self.config.eval.samples
-        return merged_classes(self.scored_model, self.target, protocol, samples)
-
     # --- the loop ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         config = self.config
@@ -306,7 +301,6 @@ class Trainer:
             last_state = copy.deepcopy(self.scored_model.state_dict())
             self.scored_model.load_state_dict(self.best_state)
             final |= {f"val_{key}": value for key, value in self.evaluate("val", per_class=True).items()}
-            final["merged_classes"] = self.merged_classes()
             final |= {f"test_{key}": value for key, value in self.evaluate("test").items()}
             final |= self.coherence_scores()
             self.scored_model.load_state_dict(last_state)

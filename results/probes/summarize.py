@@ -26,7 +26,8 @@ for run in sorted(run for prefix in prefixes for run in Path("runs/probes").glob
     # the script's line `probe NAME $BASE --set KEY=VALUE ... &` (older scripts: `run NAME ...`)
     line = re.search(rf"(?:probe|run) {re.escape(run.name)}\b(.*?)(?:&|;|$)", script, re.M)
     override = re.sub(r"\$\w+", "", line.group(1)).strip()  # the base config's variable ($BASE, $B1, ...)
-    merged = {"merged_classes": "; ".join(final["merged_classes"])} if "merged_classes" in final else {}
+    merged = final.get("val_merged_classes", final.get("merged_classes"))  # (the key of the first runs)
+    merged = {"merged_classes": "; ".join(merged)} if merged is not None else {}
     rows.append({
         "probe": run.name, "override": override.replace("--set ", "") or "(base)",
         "val_best": final["val_accuracy"], "best_epoch": final["best_epoch"], "epochs": final["epochs"],
