@@ -6,7 +6,7 @@
 # 232) stalled at 0.79-0.81 validation with Pullover and Coat merged. A trial with lambda 4879 merged too. The
 # authors' Fashion-MNIST code uses lambda 3e5; our studies search up to 5000. Two doses of lambda on that
 # config at 100 %, tuning data seed 10, 4 epochs: 2318 (x10) and 3e5. The base is the study's trial of the same
-# config on the same seed: 0.793 at epoch 4, merged by epoch 1. Rule fixed before the runs: a dose that merges
+# config on the same seed: 0.793 at epoch 4, merged at its last checkpoint (epoch 8). Rule fixed before the runs: a dose that merges
 # nothing and beats 0.793 at epoch 4 makes the case for searching lambda up to 3e5 at 100 % (a new table).
 source "$(dirname "$0")/probe.sh"
 B1=results/table1_fmnist/cells/DMVAE_disc@1/best.yaml
