@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from dmvae.evaluation.metrics import seeded_eval
 from dmvae.models import MultimodalVAE
 
 
@@ -45,15 +46,8 @@ def write_figures(trainer: TrainedRun, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(0)
-            return _write_all(trainer, out_dir, generator)
-    finally:
-        model.train(was_training)
+    with torch.no_grad(), seeded_eval(model, device, seed=0):
+        return _write_all(trainer, out_dir, generator)
 
 
 def _write_all(trainer: TrainedRun, out_dir: Path, generator: torch.Generator) -> list[Path]:

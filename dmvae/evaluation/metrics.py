@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from dmvae.data.types import MultimodalDataset
 from dmvae.models import MultimodalVAE
 
 EVAL_SEED = 0  # seed of the relaxed samples that the `sampled` and `expected` protocols draw
+
+
+@contextmanager
+def seeded_eval(model: torch.nn.Module, device: torch.device, seed: int = EVAL_SEED) -> Iterator[None]:
+    """The model in eval mode, and torch's generator forked and seeded with `seed`; on exit, the model's mode
+    and the caller's random stream are as they were."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        model.train(was_training)
 
 
 def default_source_target(model: MultimodalVAE, source: str | None, target: str | None) -> tuple[str, str]:
@@ -34,24 +51,18 @@ def cross_generated(
     (`protocol` and `samples`: MultimodalVAE.cross_generate). The relaxed samples of the sampling protocols
     come from a generator forked off torch's and seeded with EVAL_SEED: the same weights always score the
     same, and validating does not move the training run's random stream."""
-    was_training = model.training
-    model.eval()
     predictions, truths = [], []
     device = dataset.tensors[source].device
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(EVAL_SEED)
-            for start in range(0, len(dataset), batch_size):
-                index = torch.arange(start, min(start + batch_size, len(dataset)), device=device)
-                batch = dataset.batch(index, [source, target])
-                logits = model.cross_generate({source: batch[source]}, target, protocol, samples)
-                if model.specs[target].kind == "label":
-                    predictions.append(logits.argmax(-1))
-                else:
-                    predictions.append((logits > 0).to(batch[target].dtype))
-                truths.append(batch[target])
-    finally:
-        model.train(was_training)
+    with seeded_eval(model, device):
+        for start in range(0, len(dataset), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(dataset)), device=device)
+            batch = dataset.batch(index, [source, target])
+            logits = model.cross_generate({source: batch[source]}, target, protocol, samples)
+            if model.specs[target].kind == "label":
+                predictions.append(logits.argmax(-1))
+            else:
+                predictions.append((logits > 0).to(batch[target].dtype))
+            truths.append(batch[target])
     return torch.cat(predictions), torch.cat(truths)
 
 
@@ -108,16 +119,10 @@ def merged_classes(model: MultimodalVAE, target: str, protocol: str = "mode", sa
     spec = model.specs[target]
     if spec.kind != "label":
         return []
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     classes = torch.arange(spec.shape[0], device=device)
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(EVAL_SEED)
-            decoded = model.cross_generate({target: classes}, target, protocol, samples).argmax(-1).tolist()
-    finally:
-        model.train(was_training)
+    with seeded_eval(model, device):
+        decoded = model.cross_generate({target: classes}, target, protocol, samples).argmax(-1).tolist()
     names = spec.names or tuple(str(k) for k in classes.tolist())
     lines = []
     for named in sorted(set(decoded)):
