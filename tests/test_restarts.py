@@ -44,6 +44,9 @@ def test_restarts_go_on_from_the_best_validated_initialisation(
     lines: list[str] = []
     trainer = Trainer(config, out_dir=tmp_path, splits=splits, progress=lines.append)
     scripted_validation(trainer, monkeypatch, RESTART_SCRIPTS[kept] + [1.0, 1.0])
+    merged = [[], ["the shared latent gives classes 1 and 2 one code"], []]
+    checked = iter(merged)
+    monkeypatch.setattr("dmvae.training.trainer.merged_classes", lambda *args: next(checked))
     final = trainer.fit()
 
     assert final["restart_kept"] == kept
@@ -53,6 +56,8 @@ def test_restarts_go_on_from_the_best_validated_initialisation(
     assert [metrics["epoch"] for metrics in written] == [1, 2, 3, 4]
     assert final["seconds"] > sum(metrics["seconds"] for metrics in trainer.history)
     assert any(f"kept restart {kept} " in line for line in lines)
+    assert final["restart_merged_classes"] == merged  # each restart's merges, checked after its last epoch
+    assert any(line.startswith("restart 1/2: ") and line.endswith(f"; {merged[1][0]}") for line in lines)
     same = all(
         torch.equal(a, b) for a, b in zip(plain.model.parameters(), trainer.model.parameters(), strict=True)
     )

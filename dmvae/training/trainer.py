@@ -20,7 +20,7 @@ import torch
 from dmvae.config import RunConfig
 from dmvae.data import DatasetSplits, default_root, load_splits
 from dmvae.errors import UserError
-from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation
+from dmvae.evaluation.metrics import default_source_target, evaluate_cross_generation, merged_classes
 from dmvae.models import build_model
 from dmvae.training.augment import augment_images
 from dmvae.training.averaging import WeightAverage
@@ -240,11 +240,12 @@ class Trainer:
     def choose_initialisation(self) -> None:
         """train.restarts initialisations (restart 0 is the run's own; restart r draws its weights and batch
         order from restart_seed(seed, r)), each trained train.restart_epochs epochs; the run goes on from the
-        one with the best validation accuracy. The others' epochs count in `seconds`, not in the history."""
-        train = self.config.train
+        one with the best validation accuracy. The others' epochs count in `seconds`, not in the history. Each
+        restart's merged classes (metrics.merged_classes, at its last epoch) are recorded and shown."""
+        train, protocol, samples = self.config.train, self.config.eval.protocol, self.config.eval.samples
         epochs = min(train.restart_epochs, train.epochs)
         start = copy.deepcopy(self.state_dict())
-        kept, scores, seconds = None, [], 0.0
+        kept, scores, merges, seconds = None, [], [], 0.0
         for restart in range(train.restarts):
             self.load_state_dict(copy.deepcopy(start))
             if restart:
@@ -256,16 +257,19 @@ class Trainer:
                 self.run_epoch(last=epochs)
             seconds += self.seconds
             scores.append(self.best_score)
+            merges.append(merged_classes(self.scored_model, self.target, protocol, samples))
             if self.progress is not None:
                 self.progress(
                     f"restart {restart}/{train.restarts - 1}: best val acc {self.best_score:.4f} "
-                    f"after {epochs} epochs"
+                    f"after {epochs} epochs" + "".join(f"; {line}" for line in merges[-1])
                 )
             if kept is None or self.best_score > scores[kept[0]]:
                 kept = (restart, copy.deepcopy(self.state_dict()))
         self.load_state_dict(kept[1])
         self.seconds = seconds
-        self.restarts = {"restart_val_accuracy": scores, "restart_kept": kept[0]}
+        self.restarts = {
+            "restart_val_accuracy": scores, "restart_merged_classes": merges, "restart_kept": kept[0]
+        }  # fmt: skip
         if self.progress is not None:
             self.progress(f"kept restart {kept[0]} (train.restarts); its first {epochs} epochs:")
 
@@ -373,9 +377,7 @@ class Trainer:
                 if parameter in self.optimizer.state:
                     parameter.grad = torch.zeros_like(parameter)
         self.epoch, self.best_score, self.best_epoch = (
-            state["epoch"],
-            state["best_score"],
-            state["best_epoch"],
+            state[k] for k in ("epoch", "best_score", "best_epoch")
         )
         self.best_state, self.history, self.seconds = state["best_state"], state["history"], state["seconds"]
         self.restarts = state.get("restarts", {})

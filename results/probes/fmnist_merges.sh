@@ -19,3 +19,10 @@ probe fl100-s10-lam2318 $B1 --set seed=10 --set data.paired_fraction=1.0 --set t
 # (against 0.76) and its learning rate 6.3e-4 (against 2.6e-3). Same rule as above.
 probe fm100-s10-betap $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.beta_private.image=7.84 &
 probe fm100-s10-lr $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set train.lr=0.00063 ; wait
+# Third: the shared latent's own KL weights. With a categorical z_s (one variable, no TC), its KL is MI +
+# dimension-wise KL; mi_weight penalises the information z_s carries (fewer codes used costs less), and
+# dw_weight pulls the aggregate posterior towards the uniform prior (every code used). The warm start has
+# mi 3.12 and dw 1.38; the kept trial 75063233 has mi 0.60 and dw 2.50. One at a time, same config, seed, 4
+# epochs and rule as above.
+probe fm100-s10-mi $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.mi_weight=0.6 &
+probe fm100-s10-dw $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.dw_weight=2.5 ; wait
