@@ -24,5 +24,15 @@ probe fm100-s10-lr $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.
 # dw_weight pulls the aggregate posterior towards the uniform prior (every code used). The warm start has
 # mi 3.12 and dw 1.38; the kept trial 75063233 has mi 0.60 and dw 2.50. One at a time, same config, seed, 4
 # epochs and rule as above.
-probe fm100-s10-mi $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.mi_weight=0.6 &
+probe fm100-s10-mi $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.mi_weight=0.6
+# mi 0.6 merged nothing but lost Pullover to Coat (0.780), so dw alone and both together:
+probe fm100-s10-midw $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.mi_weight=0.6 --set objective.dw_weight=2.5 &
 probe fm100-s10-dw $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=4 --set objective.dw_weight=2.5 ; wait
+# Result: mi 0.6 merged nothing in the label's round trip but its images of Pullover went to Coat (0.780); dw 2.5
+# merged Pullover and Coat (0.803); both together left z_s from an image empty (0.110). None passes the rule.
+# Fourth: is a merge decided by the initialisation? Three initialisations of the warm start (train.restarts,
+# 2 epochs each, train.epochs 2: the kept one is the run; restart_merged_classes records each one's merges).
+probe fm100-s10-restarts $B1 --set seed=10 --set data.paired_fraction=1.0 --set train.epochs=2 --set train.restarts=3 --set train.restart_epochs=2
+# Result: every initialisation merged a pair after 2 epochs, each a different one (Pullover and Coat 0.760, Coat
+# and Shirt 0.793, Sandal and Sneaker 0.732): the initialisation picks which look-alikes merge, not whether, so
+# restarts of 2 epochs cannot pick an unmerged start here (trial 75063233 un-merged only at epoch 5).

@@ -28,6 +28,9 @@ for run in sorted(run for prefix in prefixes for run in Path("runs/probes").glob
     override = re.sub(r"\$\w+", "", line.group(1)).strip()  # the base config's variable ($BASE, $B1, ...)
     merged = final.get("val_merged_classes", final.get("merged_classes"))  # (the key of the first runs)
     merged = {"merged_classes": "; ".join(merged)} if merged is not None else {}
+    if "restart_merged_classes" in final:  # train.restarts: each initialisation's accuracy and merges
+        each = zip(final["restart_val_accuracy"], final["restart_merged_classes"], strict=True)
+        merged["restarts"] = " | ".join(f"{acc:.3f}: {'; '.join(lines) or 'no merge'}" for acc, lines in each)
     rows.append({
         "probe": run.name, "override": override.replace("--set ", "") or "(base)",
         "val_best": final["val_accuracy"], "best_epoch": final["best_epoch"], "epochs": final["epochs"],
