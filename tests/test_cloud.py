@@ -112,6 +112,65 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     assert trials[0].intermediate_values == {1: 0.4, 2: 0.5}  # the final result too; not the late 0.9
 
 
+def ray_experiment_state(folder: Path, trials: dict[str, dict]) -> None:
+    """An experiment state file as Ray writes it, with live (RUNNING) trials of the given configs."""
+    import json
+
+    from ray.tune.experiment import Trial
+
+    states = []
+    for trial_id, config in trials.items():
+        trial = Trial("train_trial", config=config, trial_id=trial_id, stub=True)
+        trial.create_placement_group_factory()
+        trial.set_status(Trial.RUNNING)
+        states.append(list(trial.get_json_state()))
+    (folder / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": states}))
+
+
+@pytest.mark.parametrize("ahead", ["ray", "searcher"])
+def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
+    """Ray's experiment state and the searcher's snapshot out of step after a killed upload. Ray ahead: it
+    restores 'b', which the snapshot lacks; 'b' keeps its Optuna trial and the next new trial asks a new
+    one (before, the new trial adopted b's and ran it twice). Searcher ahead: its 'b' was never saved by
+    Ray, so b's Optuna trial is adopted by the next new trial."""
+    import optuna
+
+    from tune.search import StudySearcher
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
+
+    def searcher():
+        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
+                             startup_trials=1)  # fmt: skip
+
+    first = searcher()
+    configs = {"a": first.suggest("a")}
+    if ahead == "ray":
+        first.save_to_dir(str(tmp_path), "s")
+    configs["b"] = first.suggest("b")
+    if ahead == "searcher":
+        first.save_to_dir(str(tmp_path), "s")
+        del configs["b"]
+    ray_experiment_state(tmp_path, configs)
+
+    restored = searcher()
+    restored.restore_from_dir(str(tmp_path))
+    third = restored.suggest("c")
+    for trial_id in [*configs, "c"]:
+        restored.on_trial_result(trial_id, {METRIC: 0.5, "training_iteration": 1})
+        restored.on_trial_complete(trial_id, {METRIC: 0.6, "training_iteration": 2})
+    trials = optuna_trials(url, "s-1")
+    if ahead == "ray":
+        assert third != configs["b"] and len(trials) == 3  # c asked a new trial; b kept its own
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+        assert trials[1].params == configs["b"] and trials[1].intermediate_values == {1: 0.5, 2: 0.6}
+    else:
+        assert third == trials[1].params and len(trials) == 2  # c adopted b's trial
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+
+
 def test_search_module_uses_no_private_attribute_of_ray_or_optuna():
     """tune/search.py may touch its own private attributes (self._...) only: a Ray or Optuna upgrade that
     renames theirs cannot break it silently."""
@@ -129,7 +188,7 @@ def test_search_module_uses_no_private_attribute_of_ray_or_optuna():
 
     from tune.search import StudySearcher
 
-    overridden = {"suggest", "on_trial_result", "on_trial_complete", "save", "restore"}
+    overridden = {"suggest", "on_trial_result", "on_trial_complete", "save", "restore", "restore_from_dir"}
     assert overridden <= {name for name in vars(Searcher) if not name.startswith("_")}
     assert overridden <= set(vars(StudySearcher))
 

@@ -9,7 +9,10 @@ It is resume-safe. Ray snapshots the searcher with the experiment state every fe
 is killed, Optuna trials asked after the last snapshot are left RUNNING in the storage while the restored
 searcher does not know them: they are adopted by the next new Ray trials instead of asking again, so every
 Ray trial is one Optuna trial and none is counted twice. The reverse also happens: a trial told to Optuna
-as finished just before the kill is restored by Ray and reports again; those results are dropped.
+as finished just before the kill is restored by Ray and reports again; those results are dropped. Ray's
+experiment state and the searcher's snapshot are two files, so a kill while they are uploaded can leave
+them out of step: on restore the searcher reads Ray's restored trials and keeps each live one on the Optuna
+trial it was asked as (matched by config), and frees the Optuna trials of those Ray did not restore.
 
 Optuna storages: a SQLAlchemy URL (sqlite:///..., postgresql://user@host/db, mysql://...) or
 `journal:/shared/path/optuna.log`, Optuna's journal file (one append-only file; safe on NFS, no database).
@@ -154,20 +157,19 @@ class StudySearcher(Searcher):
         number = self.numbers.get(trial_id)
         return number is not None and self._state(number).is_finished()
 
-    def _orphan(self) -> int | None:
-        """The number of a RUNNING Optuna trial that no Ray trial of this experiment owns (None if none)."""
+    def _orphans(self) -> list[int]:
+        """The numbers of the RUNNING Optuna trials that no Ray trial of this experiment owns, in order."""
         import optuna
 
         owned = set(self.numbers.values())
         running = self.study().get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        numbers = sorted(trial.number for trial in running if trial.number not in owned)
-        return numbers[0] if numbers else None
+        return sorted(trial.number for trial in running if trial.number not in owned)
 
     # --- Ray's Searcher interface ------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if trial_id not in self.numbers:
-            orphan = self._orphan()
-            self.numbers[trial_id] = orphan if orphan is not None else self.study().ask().number
+            orphans = self._orphans()
+            self.numbers[trial_id] = orphans[0] if orphans else self.study().ask().number
         trial = self._trial(self.numbers[trial_id])
         values = self.define(trial)
         return dict(values) if values is not None else dict(trial.params)
@@ -211,6 +213,33 @@ class StudySearcher(Searcher):
         except Exception as failure:  # e.g. a NaN value: Optuna marks the trial failed
             logger.warning("optuna: trial %s: %s", number, failure)
 
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Ray's restore of the snapshot, then its map reconciled with the trials Ray itself restored: Ray
+        writes its experiment state and this searcher's snapshot as two files, and a driver killed while
+        they are uploaded (S3) leaves one newer than the other."""
+        super().restore_from_dir(checkpoint_dir)
+        restored = restored_ray_trials(checkpoint_dir)
+        if restored is not None:
+            self._reconcile(restored)
+
+    def _reconcile(self, restored: dict[str, tuple[str, dict]]) -> None:
+        """A Ray trial this snapshot owns but Ray did not restore will never report: its unfinished Optuna
+        trial is freed for adoption. A live Ray trial restored by Ray but missing from this snapshot resumes
+        with its own config: it keeps the Optuna trial it was asked as, so no new Ray trial runs it again."""
+        for trial_id in [key for key in self.numbers if key not in restored and key not in self.finished]:
+            if not self._state(self.numbers[trial_id]).is_finished():
+                del self.numbers[trial_id]
+        for trial_id, (status, config) in restored.items():
+            if trial_id in self.numbers or status in ("TERMINATED", "ERROR"):
+                continue  # a finished one unknown here: its RUNNING Optuna trial is adopted and run again
+            for number in self._orphans():
+                trial = self._trial(number)
+                values = self.define(trial)
+                values = dict(values) if values is not None else dict(trial.params)
+                if all(config.get(key) == value for key, value in values.items()):
+                    self.numbers[trial_id] = number
+                    break
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
             pickle.dump(self.__getstate__(), handle)
@@ -226,6 +255,26 @@ class StudySearcher(Searcher):
         self.__dict__.update(state)
         self._connection = None
         self._reseed = True
+
+
+def restored_ray_trials(folder: str) -> dict[str, tuple[str, dict]] | None:
+    """Ray trial id -> (status, config) of the newest experiment state in a driver's folder, read with
+    Ray's own `Trial.from_json_state`; None (with a warning) where there is none or Ray's format changed."""
+    import json
+    from pathlib import Path
+
+    from ray.tune.experiment import Trial
+
+    states = sorted(Path(folder).glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        entries = json.loads(states[-1].read_text())["trial_data"]
+        trials = [Trial.from_json_state(state, stub=True) for state, _ in entries]
+        return {trial.trial_id: (trial.status, dict(trial.config)) for trial in trials}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("cannot read Ray's trials in %s (%s): restored ones may run again", states[-1], error)
+        return None
 
 
 def build_searcher(experiment: Experiment) -> StudySearcher:
