@@ -272,7 +272,7 @@ def restored_ray_trials(folder: str) -> dict[str, tuple[str, dict]] | None:
         entries = json.loads(states[-1].read_text())["trial_data"]
         trials = [Trial.from_json_state(state, stub=True) for state, _ in entries]
         return {trial.trial_id: (trial.status, dict(trial.config)) for trial in trials}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # any change of Ray's format: resume as before this reconciliation
         logger.warning("cannot read Ray's trials in %s (%s): restored ones may run again", states[-1], error)
         return None
 
