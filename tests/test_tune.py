@@ -271,3 +271,18 @@ def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 2
     assert main(["tune", "final", str(best), "--seeds", "0", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_a_final_folder_from_before_a_config_option_existed_is_the_same_config():
+    """A final folder records the config it trains; one written before an option existed lacks its key
+    and ran as the option's default does, so adding seeds to it later must not call it another config."""
+    from tune.final import same_request
+
+    base = load_config(REPO / "configs" / "fmnist_dmvae.yaml")
+    older = base.to_dict() | {"seed": None}
+    del older["train"]["augment_flip"], older["model"]["batch_norm"]
+    assert same_request(older, base)
+    assert not same_request(older, base.with_overrides(["train.augment_flip=true"]))
+    assert not same_request(older, base.with_overrides(["train.lr=0.5"]))
+    assert not same_request(older | {"train": {"lr": -1}}, base)  # no longer valid: not this config
+    assert not same_request(None, base)

@@ -115,7 +115,7 @@ def prepare(config_path: str | Path, seeds: list[int], out: str | Path | None, o
     request = base.to_dict() | {"seed": None}
     saved = store.join(out, REQUEST_FILE)
     if store.is_file(saved):
-        if yaml.safe_load(store.read_text(saved)) != request:
+        if not same_request(yaml.safe_load(store.read_text(saved)), base):
             raise UserError(
                 f"{out} holds final runs of another config; choose another --out or remove the folder"
             )
@@ -244,3 +244,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             stat = summary["summary"][key]
             lines.append(f"{key}: {stat['mean']:.4f} +- {stat['std']:.4f} over {stat['n']} seeds")
     return "\n".join(lines)
+
+
+def same_request(saved: dict[str, Any], base: RunConfig) -> bool:
+    """Whether the config a final folder was made for is `base`, seed aside. Its missing keys take their
+    defaults: a folder written before a config option existed ran as the option's default does."""
+    if not isinstance(saved, dict):
+        return False
+    try:
+        return RunConfig.from_dict(saved | {"seed": base.seed}).to_dict() == base.to_dict()
+    except UserError:  # a value no longer valid: not this config
+        return False
