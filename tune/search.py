@@ -170,7 +170,11 @@ class StudySearcher(Searcher):
         if trial_id not in self.numbers:
             orphans = self._orphans()
             self.numbers[trial_id] = orphans[0] if orphans else self.study().ask().number
-        trial = self._trial(self.numbers[trial_id])
+        return self._config(self.numbers[trial_id])
+
+    def _config(self, number: int) -> dict[str, Any]:
+        """The Ray config of an Optuna trial: the space's values suggested into it (again if asked before)."""
+        trial = self._trial(number)
         values = self.define(trial)
         return dict(values) if values is not None else dict(trial.params)
 
@@ -233,10 +237,7 @@ class StudySearcher(Searcher):
             if trial_id in self.numbers or status in ("TERMINATED", "ERROR"):
                 continue  # a finished one unknown here: its RUNNING Optuna trial is adopted and run again
             for number in self._orphans():
-                trial = self._trial(number)
-                values = self.define(trial)
-                values = dict(values) if values is not None else dict(trial.params)
-                if all(config.get(key) == value for key, value in values.items()):
+                if all(config.get(key) == value for key, value in self._config(number).items()):
                     self.numbers[trial_id] = number
                     break
 
