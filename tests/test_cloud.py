@@ -112,8 +112,9 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     assert trials[0].intermediate_values == {1: 0.4, 2: 0.5}  # the final result too; not the late 0.9
 
 
-def ray_experiment_state(folder: Path, trials: dict[str, dict]) -> None:
-    """An experiment state file as Ray writes it, with live (RUNNING) trials of the given configs."""
+def ray_experiment_state(folder: Path, trials: dict[str, dict], finished: dict[str, dict] | None = None):
+    """An experiment state file as Ray writes it: live (RUNNING) trials of the given configs, and those
+    named in `finished` TERMINATED with that last result."""
     import json
 
     from ray.tune.experiment import Trial
@@ -122,17 +123,22 @@ def ray_experiment_state(folder: Path, trials: dict[str, dict]) -> None:
     for trial_id, config in trials.items():
         trial = Trial("train_trial", config=config, trial_id=trial_id, stub=True)
         trial.create_placement_group_factory()
-        trial.set_status(Trial.RUNNING)
+        if trial_id in (finished or {}):
+            trial.set_status(Trial.TERMINATED)
+            trial.run_metadata.last_result = finished[trial_id]
+        else:
+            trial.set_status(Trial.RUNNING)
         states.append(list(trial.get_json_state()))
     (folder / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": states}))
 
 
-@pytest.mark.parametrize("ahead", ["ray", "searcher"])
+@pytest.mark.parametrize("ahead", ["ray", "ray-finished", "searcher"])
 def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
     """Ray's experiment state and the searcher's snapshot out of step after a killed upload. Ray ahead: it
     restores 'b', which the snapshot lacks; 'b' keeps its Optuna trial and the next new trial asks a new
-    one (before, the new trial adopted b's and ran it twice). Searcher ahead: its 'b' was never saved by
-    Ray, so b's Optuna trial is adopted by the next new trial."""
+    one (before, the new trial adopted b's and ran it twice). Ray ahead with 'b' finished: Ray will not
+    report b again, so the restore tells b's Optuna trial b's last result (before, it was run again).
+    Searcher ahead: its 'b' was never saved by Ray, so b's Optuna trial is adopted by the next new trial."""
     import optuna
 
     from tune.search import StudySearcher
@@ -147,28 +153,31 @@ def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
 
     first = searcher()
     configs = {"a": first.suggest("a")}
-    if ahead == "ray":
+    if ahead != "searcher":
         first.save_to_dir(str(tmp_path), "s")
     configs["b"] = first.suggest("b")
+    first.on_trial_result("b", {METRIC: 0.5, "training_iteration": 1})
     if ahead == "searcher":
         first.save_to_dir(str(tmp_path), "s")
         del configs["b"]
-    ray_experiment_state(tmp_path, configs)
+    finished = {"b": {METRIC: 0.6, "training_iteration": 2}} if ahead == "ray-finished" else {}
+    ray_experiment_state(tmp_path, configs, finished)
 
     restored = searcher()
     restored.restore_from_dir(str(tmp_path))
     third = restored.suggest("c")
-    for trial_id in [*configs, "c"]:
+    for trial_id in [key for key in [*configs, "c"] if key not in finished]:
         restored.on_trial_result(trial_id, {METRIC: 0.5, "training_iteration": 1})
         restored.on_trial_complete(trial_id, {METRIC: 0.6, "training_iteration": 2})
     trials = optuna_trials(url, "s-1")
-    if ahead == "ray":
+    if ahead == "searcher":
+        assert third == trials[1].params and len(trials) == 2  # c adopted b's trial
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+    else:
         assert third != configs["b"] and len(trials) == 3  # c asked a new trial; b kept its own
         assert [t.state.name for t in trials] == ["COMPLETE"] * 3
         assert trials[1].params == configs["b"] and trials[1].intermediate_values == {1: 0.5, 2: 0.6}
-    else:
-        assert third == trials[1].params and len(trials) == 2  # c adopted b's trial
-        assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+        assert trials[1].value == 0.6
 
 
 def test_search_module_uses_no_private_attribute_of_ray_or_optuna():

@@ -11,8 +11,9 @@ searcher does not know them: they are adopted by the next new Ray trials instead
 Ray trial is one Optuna trial and none is counted twice. The reverse also happens: a trial told to Optuna
 as finished just before the kill is restored by Ray and reports again; those results are dropped. Ray's
 experiment state and the searcher's snapshot are two files, so a kill while they are uploaded can leave
-them out of step: on restore the searcher reads Ray's restored trials and keeps each live one on the Optuna
-trial it was asked as (matched by config), and frees the Optuna trials of those Ray did not restore.
+them out of step: on restore the searcher reads Ray's restored trials and keeps each on the Optuna trial it
+was asked as (matched by config), tells Optuna the last result of each that Ray restored as finished, and
+frees the Optuna trials of those Ray did not restore.
 
 Optuna storages: a SQLAlchemy URL (sqlite:///..., postgresql://user@host/db, mysql://...) or
 `journal:/shared/path/optuna.log`, Optuna's journal file (one append-only file; safe on NFS, no database).
@@ -226,20 +227,27 @@ class StudySearcher(Searcher):
         if restored is not None:
             self._reconcile(restored)
 
-    def _reconcile(self, restored: dict[str, tuple[str, dict]]) -> None:
+    def _reconcile(self, restored: dict[str, tuple[str, dict, dict]]) -> None:
         """A Ray trial this snapshot owns but Ray did not restore will never report: its unfinished Optuna
-        trial is freed for adoption. A live Ray trial restored by Ray but missing from this snapshot resumes
-        with its own config: it keeps the Optuna trial it was asked as, so no new Ray trial runs it again."""
+        trial is freed for adoption. A Ray trial restored by Ray but missing from this snapshot keeps the
+        Optuna trial it was asked as (matched by config), so no new Ray trial runs its point again; if Ray
+        restored it finished (TERMINATED), it will not report again, so its last result is told now."""
         for trial_id in [key for key in self.numbers if key not in restored and key not in self.finished]:
             if not self._state(self.numbers[trial_id]).is_finished():
                 del self.numbers[trial_id]
-        for trial_id, (status, config) in restored.items():
-            if trial_id in self.numbers or status in ("TERMINATED", "ERROR"):
-                continue  # a finished one unknown here: its RUNNING Optuna trial is adopted and run again
-            for number in self._orphans():
-                if all(config.get(key) == value for key, value in self._config(number).items()):
-                    self.numbers[trial_id] = number
-                    break
+        for trial_id, (status, config, last_result) in restored.items():
+            if status == "ERROR":
+                continue  # retried or not as the resume says: unknown here, its Optuna trial is adopted again
+            if trial_id not in self.numbers:
+                number = next((n for n in self._orphans() if self._asked_as(n, config)), None)
+                if number is None:
+                    continue
+                self.numbers[trial_id] = number
+            if status == "TERMINATED" and trial_id not in self.finished:
+                self.on_trial_complete(trial_id, last_result)
+
+    def _asked_as(self, number: int, config: dict) -> bool:
+        return all(config.get(key) == value for key, value in self._config(number).items())
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
@@ -258,9 +266,10 @@ class StudySearcher(Searcher):
         self._reseed = True
 
 
-def restored_ray_trials(folder: str) -> dict[str, tuple[str, dict]] | None:
-    """Ray trial id -> (status, config) of the newest experiment state in a driver's folder, read with
-    Ray's own `Trial.from_json_state`; None (with a warning) where there is none or Ray's format changed."""
+def restored_ray_trials(folder: str) -> dict[str, tuple[str, dict, dict]] | None:
+    """Ray trial id -> (status, config, last result) of the newest experiment state in a driver's folder,
+    read as Ray restores it (`Trial.from_json_state`, `restore_run_metadata`); None (with a warning) where
+    there is none or Ray's format changed."""
     import json
     from pathlib import Path
 
@@ -270,9 +279,13 @@ def restored_ray_trials(folder: str) -> dict[str, tuple[str, dict]] | None:
     if not states:
         return None
     try:
-        entries = json.loads(states[-1].read_text())["trial_data"]
-        trials = [Trial.from_json_state(state, stub=True) for state, _ in entries]
-        return {trial.trial_id: (trial.status, dict(trial.config)) for trial in trials}
+        restored = {}
+        for state, run_metadata in json.loads(states[-1].read_text())["trial_data"]:
+            trial = Trial.from_json_state(state, stub=True)
+            trial.restore_run_metadata(run_metadata)
+            last_result = dict(trial.run_metadata.last_result)
+            restored[trial.trial_id] = (trial.status, dict(trial.config), last_result)
+        return restored
     except Exception as error:  # any change of Ray's format: resume as before this reconciliation
         logger.warning("cannot read Ray's trials in %s (%s): restored ones may run again", states[-1], error)
         return None
