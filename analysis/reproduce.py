@@ -266,6 +266,9 @@ class Reproduction:
         if "final_commit" not in state:
             state["final_commit"] = commit()
         state["final_overrides"] = cell.final_overrides
+        pending = [seed for seed in seeds if not (folder / f"seed-{seed}" / "final.json").is_file()]
+        # the commit each seed trains at: later seeds of a cell may train sessions after its first
+        state.setdefault("final_commits", {}).update({str(seed): commit() for seed in pending})
         self.save_state(cell, state)
         _, summary = run_final(
             self.archive(cell) / BEST,
@@ -348,7 +351,8 @@ class Reproduction:
                     "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
                     "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),
                     "tuning_wall_seconds": _round(state.get("tuning_wall_seconds")),
-                    "commit": state.get("final_commit"), "config": json.dumps(config, sort_keys=True),
+                    "commit": state.get("final_commits", {}).get(str(seed), state.get("final_commit")),
+                    "config": json.dumps(config, sort_keys=True),
                 })  # fmt: skip
         return rows
 

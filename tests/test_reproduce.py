@@ -157,6 +157,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     more = tmp_path / "more.yaml"
     more.write_text(yaml.safe_dump(tiny_table(fractions=[0.1], final_seeds=[0, 1, 2], **two_seeds)))
     more_out = tmp_path / "out-more"
+    monkeypatch.setattr("analysis.reproduce.commit", lambda: "a-later-commit")
     assert main(["reproduce", str(more), "--out", str(more_out), "--results", str(results)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("finished earlier, taken from") == 2 and "(1 to train)" in printed
@@ -165,6 +166,9 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
         (row["seed"], row["test_accuracy"]) for row in rows if row["cell"] == "DMVAE_disc@10"
     ]
     assert [row["seed"] for row in grown if row["cell"] == "DMVAE_disc@10"] == ["0", "1", "2"]
+    # each row names the commit its seed trained at
+    commits = [row["commit"] for row in grown if row["cell"] == "DMVAE_disc@10"]
+    assert commits == [row["commit"] for row in rows if row["cell"] == "DMVAE_disc@10"] + ["a-later-commit"]
 
 
 def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
