@@ -263,12 +263,12 @@ class Reproduction:
         self.say(f"  finals: seeds {seeds}")
         folder.mkdir(parents=True, exist_ok=True)
         self.restore_finals(cell, state, folder)
-        if "final_commit" not in state:
-            state["final_commit"] = commit()
+        now = commit()
+        state.setdefault("final_commit", now)
         state["final_overrides"] = cell.final_overrides
         pending = [seed for seed in seeds if not (folder / f"seed-{seed}" / "final.json").is_file()]
-        # the commit each seed trains at: later seeds of a cell may train sessions after its first
-        state.setdefault("final_commits", {}).update({str(seed): commit() for seed in pending})
+        # the commit each seed trains at (a resumed seed: the last): later seeds may train sessions later
+        state.setdefault("final_commits", {}).update({str(seed): now for seed in pending})
         self.save_state(cell, state)
         _, summary = run_final(
             self.archive(cell) / BEST,
