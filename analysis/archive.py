@@ -92,11 +92,16 @@ def _trial(row: dict[str, str], experiment: str, metric: str, state: dict[str, A
 ARCHIVED = ("config.yaml", "final.json", "metrics.jsonl", "figures/cross_synthesis_prior.png")
 
 
+def has_final(folder: Path, seed: int) -> bool:
+    """Whether folder/seed-S is a finished final run: it holds final.json."""
+    return (folder / f"seed-{seed}" / "final.json").is_file()
+
+
 def archive_finals(runs: Path, archive: Path, seeds: list[int]) -> None:
     """Copy the small files of the finished final runs runs/seed-S into archive/seed-S (idempotent)."""
     for seed in seeds:
         source, target = runs / f"seed-{seed}", archive / f"seed-{seed}"
-        if not (source / "final.json").is_file():
+        if not has_final(runs, seed):
             continue
         for name in ARCHIVED:
             if (source / name).is_file():
@@ -111,7 +116,7 @@ def restore_finals(archive: Path, runs: Path, seeds: list[int]) -> list[int]:
     restored = []
     for seed in seeds:
         source, target = archive / f"seed-{seed}", runs / f"seed-{seed}"
-        if (source / "final.json").is_file() and not (target / "final.json").is_file():
+        if has_final(archive, seed) and not has_final(runs, seed):
             shutil.copytree(source, target, dirs_exist_ok=True)
             restored.append(seed)
     return restored

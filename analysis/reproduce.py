@@ -41,6 +41,7 @@ from analysis.archive import (
     TRIALS,
     archive_finals,
     archived_search,
+    has_final,
     read_state,
     restore_finals,
     unpin_data_root,
@@ -112,8 +113,7 @@ class Reproduction:
 
     def finished(self, archive: Path) -> bool:
         """The archived cell folder holds every final seed's final.json."""
-        finals = archive / FINAL
-        return all((finals / f"seed-{seed}" / "final.json").is_file() for seed in self.table.final_seeds)
+        return all(has_final(archive / FINAL, seed) for seed in self.table.final_seeds)
 
     def run_cell(self, cell: Cell) -> None:
         if self.done(cell):
@@ -266,7 +266,7 @@ class Reproduction:
         now = commit()
         state.setdefault("final_commit", now)
         state["final_overrides"] = cell.final_overrides
-        pending = [seed for seed in seeds if not (folder / f"seed-{seed}" / "final.json").is_file()]
+        pending = [seed for seed in seeds if not has_final(folder, seed)]
         # the commit each seed trains at (a resumed seed: the last): later seeds may train sessions later
         state.setdefault("final_commits", {}).update({str(seed): now for seed in pending})
         self.save_state(cell, state)
@@ -331,9 +331,9 @@ class Reproduction:
                 continue
             state = self.load_state(cell)
             for seed in self.table.final_seeds:
-                run = folder / FINAL / f"seed-{seed}"
-                if not (run / "final.json").is_file():
+                if not has_final(folder / FINAL, seed):
                     continue
+                run = folder / FINAL / f"seed-{seed}"
                 final = json.loads((run / "final.json").read_text())
                 config = yaml.safe_load((run / "config.yaml").read_text())
                 rows.append({
