@@ -112,9 +112,11 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     assert trials[0].intermediate_values == {1: 0.4, 2: 0.5}  # the final result too; not the late 0.9
 
 
-def ray_experiment_state(folder: Path, trials: dict[str, dict], finished: dict[str, dict] | None = None):
+def ray_experiment_state(
+    folder: Path, trials: dict[str, dict], finished: dict[str, dict] | None = None, status: str = "TERMINATED"
+):
     """An experiment state file as Ray writes it: live (RUNNING) trials of the given configs, and those
-    named in `finished` TERMINATED with that last result."""
+    named in `finished` in `status` (TERMINATED or ERROR) with that last result."""
     import json
 
     from ray.tune.experiment import Trial
@@ -124,7 +126,7 @@ def ray_experiment_state(folder: Path, trials: dict[str, dict], finished: dict[s
         trial = Trial("train_trial", config=config, trial_id=trial_id, stub=True)
         trial.create_placement_group_factory()
         if trial_id in (finished or {}):
-            trial.set_status(Trial.TERMINATED)
+            trial.set_status(status)
             trial.run_metadata.last_result = finished[trial_id]
         else:
             trial.set_status(Trial.RUNNING)
@@ -178,6 +180,54 @@ def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
         assert [t.state.name for t in trials] == ["COMPLETE"] * 3
         assert trials[1].params == configs["b"] and trials[1].intermediate_values == {1: 0.5, 2: 0.6}
         assert trials[1].value == 0.6
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["kept-errored", "retried"])
+@pytest.mark.parametrize("in_snapshot", [False, True], ids=["ray-ahead", "told"])
+def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeypatch, retry, in_snapshot):
+    """Ray restores 'b' errored. Kept errored (a plain resume), Ray never runs it again: its Optuna trial
+    is told FAIL, and no new trial adopts its point (before, a snapshot that lacked b let the next new
+    trial run b's point). Retried (`--retry-errored`), Ray runs b on from its checkpoint: b's second run is
+    told to b's own Optuna trial, or, where Optuna already holds that one as FAIL, to a fresh trial of b's
+    point with b's earlier epochs (before, those results were dropped)."""
+    import optuna
+
+    from tune.search import StudySearcher
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
+
+    def searcher():
+        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
+                             startup_trials=1)  # fmt: skip
+
+    first = searcher()
+    configs = {"a": first.suggest("a")}
+    if not in_snapshot:
+        first.save_to_dir(str(tmp_path), "s")
+    configs["b"] = first.suggest("b")
+    first.on_trial_result("b", {METRIC: 0.5, "training_iteration": 1})
+    if in_snapshot:
+        first.on_trial_complete("b", {METRIC: 0.5, "training_iteration": 1}, error=True)
+        first.save_to_dir(str(tmp_path), "s")
+    ray_experiment_state(tmp_path, configs, {"b": {METRIC: 0.5, "training_iteration": 1}}, status="ERROR")
+
+    monkeypatch.setattr(StudySearcher, "retry_errored", retry)
+    restored = searcher()
+    restored.restore_from_dir(str(tmp_path))
+    assert restored.suggest("c") != configs["b"]
+    for trial_id in ["a", "c", "b"] if retry else ["a", "c"]:
+        restored.on_trial_result(trial_id, {METRIC: 0.6, "training_iteration": 2})
+        restored.on_trial_complete(trial_id, {METRIC: 0.6, "training_iteration": 2})
+    trials = optuna_trials(url, "s-1")
+    states = [t.state.name for t in trials]
+    if not retry:
+        assert states == ["COMPLETE", "FAIL", "COMPLETE"] and trials[1].params == configs["b"]
+        return
+    assert states == ["COMPLETE"] * 3 if not in_snapshot else ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    b = trials[1] if not in_snapshot else trials[2]  # the fresh trial is added at the restore, before c
+    assert b.params == configs["b"] and b.value == 0.6 and b.intermediate_values == {1: 0.5, 2: 0.6}
 
 
 def test_search_module_uses_no_private_attribute_of_ray_or_optuna():

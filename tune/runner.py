@@ -14,7 +14,7 @@ import os
 from dmvae.errors import UserError
 from tune import storage as store
 from tune.experiment import Experiment
-from tune.search import build_searcher
+from tune.search import StudySearcher, build_searcher
 from tune.trainable import make_trainable
 
 
@@ -119,6 +119,10 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
         str(experiment.folder), trainable=trainable(experiment), resume_unfinished=True,
         resume_errored=retry_errored,
     )  # fmt: skip
-    results = tuner.fit()
+    StudySearcher.retry_errored = retry_errored
+    try:
+        results = tuner.fit()
+    finally:
+        StudySearcher.retry_errored = False
     prune_checkpoints(experiment)
     return results

@@ -13,7 +13,8 @@ as finished just before the kill is restored by Ray and reports again; those res
 experiment state and the searcher's snapshot are two files, so a kill while they are uploaded can leave
 them out of step: on restore the searcher reads Ray's restored trials and keeps each on the Optuna trial it
 was asked as (matched by config), tells Optuna the last result of each that Ray restored as finished, and
-frees the Optuna trials of those Ray did not restore.
+frees the Optuna trials of those Ray did not restore. An errored trial is told FAIL, and if the resume
+retries it (`dmvae tune resume --retry-errored`), its second run is told to a fresh Optuna trial of its point.
 
 Optuna storages: a SQLAlchemy URL (sqlite:///..., postgresql://user@host/db, mysql://...) or
 `journal:/shared/path/optuna.log`, Optuna's journal file (one append-only file; safe on NFS, no database).
@@ -77,6 +78,10 @@ def redact(url: str) -> str:
 
 class StudySearcher(Searcher):
     """Ray trials asked from (and told to) one Optuna study. Picklable: the storage is reopened by URL."""
+
+    # Whether the resume in progress runs Ray's errored trials again (`dmvae tune resume --retry-errored`).
+    # Ray restores the searcher without saying so; `runner.resume` sets this around its fit.
+    retry_errored = False
 
     def __init__(
         self,
@@ -230,21 +235,41 @@ class StudySearcher(Searcher):
     def _reconcile(self, restored: dict[str, tuple[str, dict, dict]]) -> None:
         """A Ray trial this snapshot owns but Ray did not restore will never report: its unfinished Optuna
         trial is freed for adoption. A Ray trial restored by Ray but missing from this snapshot keeps the
-        Optuna trial it was asked as (matched by config), so no new Ray trial runs its point again; if Ray
-        restored it finished (TERMINATED), it will not report again, so its last result is told now."""
+        Optuna trial it was asked as (matched by config), so no new Ray trial runs its point again. Ray will
+        not report a trial it restored finished (TERMINATED), or errored (ERROR) unless the resume retries
+        errored trials: such a trial's last result is told now, as COMPLETE or PRUNED, or as FAIL. An errored
+        trial that the resume retries and that Optuna already holds as FAIL gets a fresh Optuna trial of its
+        point, so the results of its second run are told."""
         for trial_id in [key for key in self.numbers if key not in restored and key not in self.finished]:
             if not self._state(self.numbers[trial_id]).is_finished():
                 del self.numbers[trial_id]
         for trial_id, (status, config, last_result) in restored.items():
-            if status == "ERROR":
-                continue  # retried or not as the resume says: unknown here, its Optuna trial is adopted again
             if trial_id not in self.numbers:
                 number = next((n for n in self._orphans() if self._asked_as(n, config)), None)
                 if number is None:
                     continue
                 self.numbers[trial_id] = number
-            if status == "TERMINATED" and trial_id not in self.finished:
+            if status == "TERMINATED":
                 self.on_trial_complete(trial_id, last_result)
+            elif status == "ERROR" and not self.retry_errored:
+                self.on_trial_complete(trial_id, last_result, error=True)
+            elif status == "ERROR" and trial_id in self.finished:
+                self._ask_again(trial_id)
+
+    def _ask_again(self, trial_id: str) -> None:
+        """Map a Ray trial to a new RUNNING Optuna trial of its point, with the epochs it reported so far
+        (its rerun resumes from its checkpoint, so the epochs before it are not reported again)."""
+        import optuna
+
+        told = self._frozen(self.numbers[trial_id])
+        self.study().add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.RUNNING, params=told.params, distributions=told.distributions,
+                intermediate_values=told.intermediate_values,
+            )
+        )  # fmt: skip
+        self.numbers[trial_id] = max(n for n in self._orphans() if self._frozen(n).params == told.params)
+        self.finished.discard(trial_id)
 
     def _asked_as(self, number: int, config: dict) -> bool:
         return all(config.get(key) == value for key, value in self._config(number).items())
