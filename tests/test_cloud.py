@@ -230,6 +230,51 @@ def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeyp
     assert b.params == configs["b"] and b.value == 0.6 and b.intermediate_values == {1: 0.5, 2: 0.6}
 
 
+def test_searcher_keeps_the_concurrency_limit_across_a_restore(tmp_path):
+    """At most max_concurrent live trials: a new trial waits (None) until one completes, and a trial that
+    Ray restored but the snapshot lacked counts as live (Ray's ConcurrencyLimiter, which the searcher
+    replaces, would neither count it nor pass its completion on)."""
+    import optuna
+
+    from tune.search import StudySearcher
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
+
+    def searcher():
+        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
+                             startup_trials=1, max_concurrent=2)  # fmt: skip
+
+    first = searcher()
+    configs = {"a": first.suggest("a")}
+    first.save_to_dir(str(tmp_path), "s")
+    configs["b"] = first.suggest("b")
+    assert first.suggest("c") is None  # two live
+    ray_experiment_state(tmp_path, configs)  # Ray restores a and b; the snapshot knows a only
+
+    restored = searcher()
+    restored.restore_from_dir(str(tmp_path))
+    assert restored.suggest("c") is None  # b is live, though the snapshot lacked it
+    restored.on_trial_complete("b", {METRIC: 0.6, "training_iteration": 2})
+    assert restored.suggest("c") not in (None, configs["a"], configs["b"])
+    assert restored.suggest("d") is None
+    assert [t.state.name for t in optuna_trials(url, "s-1")] == ["RUNNING", "COMPLETE", "RUNNING"]
+
+    # the searcher ahead: its snapshot holds 'e' live, Optuna was told e's end after it, Ray lost e
+    later = searcher()
+    later.restore_from_dir(str(tmp_path))
+    later.on_trial_complete("b", {METRIC: 0.6, "training_iteration": 2})
+    configs["e"] = later.suggest("e")
+    later.save_to_dir(str(tmp_path), "s")
+    later.on_trial_complete("e", {METRIC: 0.7, "training_iteration": 2})
+    del configs["e"]
+    ray_experiment_state(tmp_path, configs, {"b": {METRIC: 0.6, "training_iteration": 2}})
+    last = searcher()
+    last.restore_from_dir(str(tmp_path))
+    assert last.suggest("f") is not None  # only a is live: e ended, though the snapshot holds it live
+
+
 def test_search_module_uses_no_private_attribute_of_ray_or_optuna():
     """tune/search.py may touch its own private attributes (self._...) only: a Ray or Optuna upgrade that
     renames theirs cannot break it silently."""

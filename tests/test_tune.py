@@ -239,6 +239,40 @@ def test_resume_after_killed_driver(ray_session, tmp_path):
     assert sorted(t.params["train.lr"] for t in trials) == sorted(row.params["train.lr"] for row in rows)
 
 
+def test_resume_with_retry_errored_tells_the_second_run(ray_session, tmp_path):
+    """A study of a diverging trial (NaN in epoch 1) and a sound one. A plain resume runs nothing;
+    `--retry-errored` runs the errored trial again (Ray keeps its trial id; it diverges again). Optuna holds
+    that second run as a fresh FAIL trial of the same point beside the first (before, Ray's second report of
+    a trial already told was dropped). Its own study: the searcher's snapshot names its Optuna storage, so a
+    copy of the shared small study would write to that study's."""
+    from tune.experiment import open_experiment
+    from tune.results import trial_rows
+
+    study = minimal(
+        name="retried",
+        set={"data.train_size": 1000, "data.paired_fraction": 0.05, "data.root": DATA_ROOT,
+             "eval.coherence": False},
+        space={"objective.recon_weight.label": {"type": "loguniform", "low": 5, "high": 500}},
+        points_to_evaluate=[DIVERGING, {"objective.recon_weight.label": 50}],
+        num_samples=2, max_epochs=1, grace_period=1, max_concurrent=1, seed=0,
+    )  # fmt: skip
+    path = tmp_path / "retried.yaml"
+    path.write_text(yaml.safe_dump(study))
+    folder = tmp_path / "runs" / "exp"
+    with warnings.catch_warnings():  # the diverging point lies outside the space on purpose
+        warnings.filterwarnings("ignore", "Fixed parameter objective.recon_weight.label", UserWarning)
+        assert main(["tune", "run", str(path), "--name", "exp", "--storage-path", str(folder.parent)]) == 0
+        before = [(t.state.name, t.params) for t in _optuna_trials(folder)]
+        assert [state for state, _ in before] == ["FAIL", "COMPLETE"]
+
+        assert main(["tune", "resume", str(folder)]) == 0
+        assert [(t.state.name, t.params) for t in _optuna_trials(folder)] == before
+        assert main(["tune", "resume", str(folder), "--retry-errored"]) == 0
+    trials = [(t.state.name, t.params) for t in _optuna_trials(folder)]
+    assert trials == [*before, ("FAIL", before[0][1])]
+    assert [row.state for row in trial_rows(open_experiment(folder))] == ["ERROR", "TERMINATED"]
+
+
 # --- dmvae tune final: final runs over seeds as parallel Ray tasks -------------------------------------
 def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     best = tmp_path / "best.yaml"

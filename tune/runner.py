@@ -50,7 +50,7 @@ def build_tuner(experiment: Experiment, num_samples: int | None = None):
             metric=study.metric,
             mode=study.mode,
             num_samples=num_samples or study.num_samples,
-            max_concurrent_trials=study.max_concurrent,
+            # no max_concurrent_trials: the searcher keeps study.max_concurrent (see StudySearcher.suggest)
         ),  # fmt: skip
         run_config=run_config(experiment),
     )

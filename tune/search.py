@@ -16,6 +16,9 @@ was asked as (matched by config), tells Optuna the last result of each that Ray 
 frees the Optuna trials of those Ray did not restore. An errored trial is told FAIL, and if the resume
 retries it (`dmvae tune resume --retry-errored`), its second run is told to a fresh Optuna trial of its point.
 
+The searcher also keeps the study's limit of concurrent trials (Ray's ConcurrencyLimiter, which would
+otherwise wrap it, drops the completion of trials it did not suggest, such as restored or retried ones).
+
 Optuna storages: a SQLAlchemy URL (sqlite:///..., postgresql://user@host/db, mysql://...) or
 `journal:/shared/path/optuna.log`, Optuna's journal file (one append-only file; safe on NFS, no database).
 """
@@ -94,6 +97,7 @@ class StudySearcher(Searcher):
         max_epochs: int,
         startup_trials: int,
         points_to_evaluate: list[dict[str, Any]] | None = None,
+        max_concurrent: int | None = None,
     ):
 
         super().__init__(metric=metric, mode=mode)
@@ -103,6 +107,7 @@ class StudySearcher(Searcher):
         self.seed = seed
         self.max_epochs = max_epochs
         self.startup_trials = startup_trials
+        self.max_concurrent = max_concurrent
         self.sampler = self.make_sampler(seed)
         self._reseed = False
         self.numbers: dict[str, int] = {}  # Ray trial id -> Optuna trial number
@@ -173,7 +178,13 @@ class StudySearcher(Searcher):
 
     # --- Ray's Searcher interface ------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """The config of a new Ray trial, or None while `max_concurrent` trials are live. The limit is kept
+        here, not by Ray's ConcurrencyLimiter: that wrapper ignores the completion of a trial it did not
+        suggest itself, such as one Ray restored that its snapshot lacks or an errored one Ray retries."""
         if trial_id not in self.numbers:
+            live = sum(key not in self.finished for key in self.numbers)
+            if self.max_concurrent and live >= self.max_concurrent:
+                return None
             orphans = self._orphans()
             self.numbers[trial_id] = orphans[0] if orphans else self.study().ask().number
         return self._config(self.numbers[trial_id])
@@ -241,7 +252,9 @@ class StudySearcher(Searcher):
         trial that the resume retries and that Optuna already holds as FAIL gets a fresh Optuna trial of its
         point, so the results of its second run are told."""
         for trial_id in [key for key in self.numbers if key not in restored and key not in self.finished]:
-            if not self._state(self.numbers[trial_id]).is_finished():
+            if self._state(self.numbers[trial_id]).is_finished():
+                self.finished.add(trial_id)  # told just before the kill: not live (see `suggest`)
+            else:
                 del self.numbers[trial_id]
         for trial_id, (status, config, last_result) in restored.items():
             if trial_id not in self.numbers:
@@ -258,17 +271,22 @@ class StudySearcher(Searcher):
 
     def _ask_again(self, trial_id: str) -> None:
         """Map a Ray trial to a new RUNNING Optuna trial of its point, with the epochs it reported so far
-        (its rerun resumes from its checkpoint, so the epochs before it are not reported again)."""
+        (its rerun resumes from its checkpoint, so the epochs before it are not reported again). Made by the
+        storage from a template, which (unlike `Study.add_trial`) keeps a point enqueued outside the space."""
+        import datetime
+
         import optuna
 
         told = self._frozen(self.numbers[trial_id])
-        self.study().add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.RUNNING, params=told.params, distributions=told.distributions,
-                intermediate_values=told.intermediate_values,
-            )
+        template = optuna.trial.FrozenTrial(
+            number=-1, state=optuna.trial.TrialState.RUNNING, value=None,
+            datetime_start=datetime.datetime.now(), datetime_complete=None, params=told.params,
+            distributions=told.distributions, user_attrs={}, system_attrs={},
+            intermediate_values=told.intermediate_values, trial_id=-1,
         )  # fmt: skip
-        self.numbers[trial_id] = max(n for n in self._orphans() if self._frozen(n).params == told.params)
+        storage, _, study_id, _ = self._connection
+        new_id = storage.create_new_trial(study_id, template_trial=template)
+        self.numbers[trial_id] = storage.get_trial_number_from_id(new_id)
         self.finished.discard(trial_id)
 
     def _asked_as(self, number: int, config: dict) -> bool:
@@ -286,7 +304,7 @@ class StudySearcher(Searcher):
         return {key: value for key, value in self.__dict__.items() if key not in ("_connection", "_reseed")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"max_concurrent": None} | state)  # a snapshot from before the limit was here
         self._connection = None
         self._reseed = True
 
@@ -328,4 +346,5 @@ def build_searcher(experiment: Experiment) -> StudySearcher:
         max_epochs=study.max_epochs,
         startup_trials=study.startup_count(),
         points_to_evaluate=study.initial_points() or None,
+        max_concurrent=study.max_concurrent,
     )
