@@ -112,6 +112,24 @@ def test_searcher_adopts_orphans_and_drops_late_results(tmp_path, kind):
     assert trials[0].intermediate_values == {1: 0.4, 2: 0.5}  # the final result too; not the late 0.9
 
 
+def searchers(tmp_path: Path, **options):
+    """A maker of StudySearchers of one small space on one SQLite study (a new one per call, as a restarted
+    driver makes), and the study's URL."""
+    import optuna
+
+    from tune.search import StudySearcher
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
+
+    def searcher():
+        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
+                             startup_trials=1, **options)  # fmt: skip
+
+    return searcher, url
+
+
 def ray_experiment_state(
     folder: Path, trials: dict[str, dict], finished: dict[str, dict] | None = None, status: str = "TERMINATED"
 ):
@@ -141,17 +159,7 @@ def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
     one (before, the new trial adopted b's and ran it twice). Ray ahead with 'b' finished: Ray will not
     report b again, so the restore tells b's Optuna trial b's last result (before, it was run again).
     Searcher ahead: its 'b' was never saved by Ray, so b's Optuna trial is adopted by the next new trial."""
-    import optuna
-
-    from tune.search import StudySearcher
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
-
-    def searcher():
-        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
-                             startup_trials=1)  # fmt: skip
+    searcher, url = searchers(tmp_path)
 
     first = searcher()
     configs = {"a": first.suggest("a")}
@@ -190,17 +198,7 @@ def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeyp
     trial run b's point). Retried (`--retry-errored`), Ray runs b on from its checkpoint: b's second run is
     told to b's own Optuna trial, or, where Optuna already holds that one as FAIL, to a fresh trial of b's
     point with b's earlier epochs (before, those results were dropped)."""
-    import optuna
-
-    from tune.search import StudySearcher
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
-
-    def searcher():
-        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
-                             startup_trials=1)  # fmt: skip
+    searcher, url = searchers(tmp_path)
 
     first = searcher()
     configs = {"a": first.suggest("a")}
@@ -212,6 +210,8 @@ def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeyp
         first.on_trial_complete("b", {METRIC: 0.5, "training_iteration": 1}, error=True)
         first.save_to_dir(str(tmp_path), "s")
     ray_experiment_state(tmp_path, configs, {"b": {METRIC: 0.5, "training_iteration": 1}}, status="ERROR")
+
+    from tune.search import StudySearcher
 
     monkeypatch.setattr(StudySearcher, "retry_errored", retry)
     restored = searcher()
@@ -234,17 +234,7 @@ def test_searcher_keeps_the_concurrency_limit_across_a_restore(tmp_path):
     """At most max_concurrent live trials: a new trial waits (None) until one completes, and a trial that
     Ray restored but the snapshot lacked counts as live (Ray's ConcurrencyLimiter, which the searcher
     replaces, would neither count it nor pass its completion on)."""
-    import optuna
-
-    from tune.search import StudySearcher
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    study = study_from_dict({"name": "s", "base": "configs/mnist_dmvae.yaml", "space": small("s")["space"]})
-
-    def searcher():
-        return StudySearcher(study.define_by_run(), METRIC, "max", url, "s-1", seed=0, max_epochs=2,
-                             startup_trials=1, max_concurrent=2)  # fmt: skip
+    searcher, url = searchers(tmp_path, max_concurrent=2)
 
     first = searcher()
     configs = {"a": first.suggest("a")}
