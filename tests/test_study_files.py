@@ -209,3 +209,20 @@ def test_a_new_experiment_pins_the_data_folder_seen_by_the_driver(tmp_path, monk
     experiment = create_experiment(study, "pinned", str(tmp_path / "tune"))
     saved = yaml.safe_load((experiment.folder / "study.yaml").read_text())
     assert saved["base"]["data"]["root"] == str((tmp_path / "data").resolve())
+
+
+def test_a_moved_experiment_folder_keeps_its_own_optuna_file(tmp_path) -> None:
+    """experiment.yaml records the default SQLite file with the folder's path of then; a moved or copied
+    folder uses its own, and a storage the user named stays what it is."""
+    from tune.experiment import create_experiment, open_experiment
+    from tune.storage import folder_storage
+
+    study = load_study(REPO / "tune" / "studies" / "dmvae_mnist.yaml")
+    made = create_experiment(study, "exp", str(tmp_path / "before"))
+    assert made.optuna_storage == f"sqlite:///{tmp_path / 'before' / 'exp' / 'optuna.db'}"
+    (made.folder / "optuna.db").write_bytes(b"")
+    moved = made.folder.rename(tmp_path / "after")
+    assert open_experiment(moved).optuna_storage == f"sqlite:///{moved / 'optuna.db'}"
+    named = f"sqlite:///{tmp_path / 'shared' / 'optuna.db'}"
+    assert folder_storage(named, tmp_path / "elsewhere") == named  # no optuna.db of its own there
+    assert folder_storage("postgresql://user@host/db", moved) == "postgresql://user@host/db"

@@ -61,9 +61,11 @@ def small_study(ray_session, tmp_path_factory):
 def _optuna_trials(folder: Path):
     import optuna
 
-    meta = yaml.safe_load((folder / "experiment.yaml").read_text())
-    assert meta["optuna_storage"] == f"sqlite:///{folder / 'optuna.db'}"
-    return optuna.load_study(study_name=meta["optuna_study"], storage=meta["optuna_storage"]).trials
+    from tune.experiment import open_experiment
+
+    experiment = open_experiment(folder)
+    assert experiment.optuna_storage == f"sqlite:///{folder / 'optuna.db'}"
+    return optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage).trials
 
 
 def test_small_study_finishes_with_every_trial_in_optuna(small_study):
@@ -243,8 +245,10 @@ def test_resume_with_retry_errored_tells_the_second_run(ray_session, tmp_path):
     """A study of a diverging trial (NaN in epoch 1) and a sound one. A plain resume runs nothing;
     `--retry-errored` runs the errored trial again (Ray keeps its trial id; it diverges again). Optuna holds
     that second run as a fresh FAIL trial of the same point beside the first (before, Ray's second report of
-    a trial already told was dropped). Its own study: the searcher's snapshot names its Optuna storage, so a
-    copy of the shared small study would write to that study's."""
+    a trial already told was dropped). The retry runs in a copy of the experiment folder: it writes to the
+    copy's optuna.db, not to the one the searcher's snapshot and experiment.yaml name."""
+    import shutil
+
     from tune.experiment import open_experiment
     from tune.results import trial_rows
 
@@ -267,10 +271,12 @@ def test_resume_with_retry_errored_tells_the_second_run(ray_session, tmp_path):
 
         assert main(["tune", "resume", str(folder)]) == 0
         assert [(t.state.name, t.params) for t in _optuna_trials(folder)] == before
-        assert main(["tune", "resume", str(folder), "--retry-errored"]) == 0
-    trials = [(t.state.name, t.params) for t in _optuna_trials(folder)]
+        copy = shutil.copytree(folder, tmp_path / "moved" / "exp")
+        assert main(["tune", "resume", str(copy), "--retry-errored"]) == 0
+    trials = [(t.state.name, t.params) for t in _optuna_trials(copy)]
     assert trials == [*before, ("FAIL", before[0][1])]
-    assert [row.state for row in trial_rows(open_experiment(folder))] == ["ERROR", "TERMINATED"]
+    assert [(t.state.name, t.params) for t in _optuna_trials(folder)] == before
+    assert [row.state for row in trial_rows(open_experiment(copy))] == ["ERROR", "TERMINATED"]
 
 
 # --- dmvae tune final: final runs over seeds as parallel Ray tasks -------------------------------------
@@ -305,6 +311,15 @@ def test_final_runs_over_seeds(ray_session, tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 2
     assert main(["tune", "final", str(best), "--seeds", "0", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_final_progress_says_how_many_runs_train_at_once(ray_session):
+    from tune.final import at_once
+
+    assert at_once(1, 0) == "2 at a time (--cpus 1 each, this Ray has 2 CPUs)"
+    assert at_once(2, 0).startswith("1 at a time")
+    assert at_once(3, 0) == "none can start yet: each needs --cpus 3, this Ray has 2 CPUs"
+    assert at_once(1, 1) == "none can start yet: each needs --cpus 1 --gpus 1, this Ray has 2 CPUs and 0 GPUs"
 
 
 def test_a_final_folder_from_before_a_config_option_existed_is_the_same_config():

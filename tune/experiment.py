@@ -1,7 +1,8 @@
 """The experiment folder: `<storage>/<name>/` holds Ray's state, study.yaml and experiment.yaml.
 
 study.yaml is the study as run (its base config inlined), so resume, status and export need only the
-folder. experiment.yaml records the Optuna storage URL and the Optuna study name unique to the experiment.
+folder. experiment.yaml records the Optuna storage URL and the Optuna study name unique to the experiment;
+the default storage, optuna.db in the folder, goes with the folder when it is moved or copied.
 The storage is a local or NFS folder, or a cloud URI (s3://bucket/prefix, see tune/storage.py); a cloud
 storage holds no SQLite file, so its study's `storage:` must be a database URL or a journal file.
 """
@@ -20,7 +21,6 @@ from tune.study import Study, study_from_dict
 
 STUDY_FILE = "study.yaml"
 EXPERIMENT_FILE = "experiment.yaml"
-OPTUNA_FILE = "optuna.db"
 DEFAULT_STORAGE = Path("runs") / "tune"
 
 
@@ -80,7 +80,7 @@ def create_experiment(study: Study, name: str | None, storage_path: str | None) 
     from dmvae.data import pin_data_root
 
     pin_data_root(study.base.setdefault("data", {}))  # trials run in their own working folders
-    storage = study.storage or f"sqlite:///{folder / OPTUNA_FILE}"
+    storage = study.storage or f"sqlite:///{folder / store.OPTUNA_FILE}"
     experiment = Experiment(folder, study, storage, f"{name}-{uuid.uuid4().hex[:8]}")
     store.write_text(store.join(folder, STUDY_FILE), yaml.safe_dump(study.to_dict(), sort_keys=False))
     meta = {"name": name, "optuna_storage": storage, "optuna_study": experiment.optuna_study}
@@ -104,4 +104,5 @@ def open_experiment(folder: str | Path) -> Experiment:
     except yaml.YAMLError as error:
         raise UserError(f"{folder}: corrupt study or experiment file: {str(error).splitlines()[0]}") from None
     study = study_from_dict(study_values, where=f"{store.join(folder, STUDY_FILE)}: ")
-    return Experiment(folder, study, meta["optuna_storage"], meta["optuna_study"])
+    storage = store.folder_storage(meta["optuna_storage"], folder)  # the folder may have moved
+    return Experiment(folder, study, storage, meta["optuna_study"])

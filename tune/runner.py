@@ -119,10 +119,10 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
         str(experiment.folder), trainable=trainable(experiment), resume_unfinished=True,
         resume_errored=retry_errored,
     )  # fmt: skip
-    StudySearcher.retry_errored = retry_errored
+    StudySearcher.retry_errored, StudySearcher.resumed_storage = retry_errored, experiment.optuna_storage
     try:
         results = tuner.fit()
     finally:
-        StudySearcher.retry_errored = False
+        StudySearcher.retry_errored, StudySearcher.resumed_storage = False, None
     prune_checkpoints(experiment)
     return results

@@ -82,9 +82,11 @@ def redact(url: str) -> str:
 class StudySearcher(Searcher):
     """Ray trials asked from (and told to) one Optuna study. Picklable: the storage is reopened by URL."""
 
-    # Whether the resume in progress runs Ray's errored trials again (`dmvae tune resume --retry-errored`).
-    # Ray restores the searcher without saying so; `runner.resume` sets this around its fit.
+    # The resume in progress: whether it runs Ray's errored trials again (`tune resume --retry-errored`), and
+    # the experiment's Optuna storage now (its folder may have moved or been copied since the snapshot). Ray
+    # restores the searcher without saying either; `runner.resume` sets them around its fit.
     retry_errored = False
+    resumed_storage: str | None = None
 
     def __init__(
         self,
@@ -239,6 +241,7 @@ class StudySearcher(Searcher):
         writes its experiment state and this searcher's snapshot as two files, and a driver killed while
         they are uploaded (S3) leaves one newer than the other."""
         super().restore_from_dir(checkpoint_dir)
+        self.storage_url = self.resumed_storage or self.storage_url
         restored = restored_ray_trials(checkpoint_dir)
         if restored is not None:
             self._reconcile(restored)

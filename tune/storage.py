@@ -16,6 +16,7 @@ from dmvae.errors import UserError
 
 SCHEMES = ("s3", "gs", "gcs")
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+OPTUNA_FILE = "optuna.db"  # the default Optuna storage: SQLite in the experiment folder
 
 
 def is_uri(location: str | Path) -> bool:
@@ -139,3 +140,15 @@ def _call(location, action):
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def folder_storage(url: str, folder: Path | str) -> str:
+    """The Optuna storage of an experiment folder that may have been moved or copied since it was made: the
+    default SQLite file is recorded with the folder's path of then, and the one to use is the folder's own."""
+    prefix = "sqlite:///"
+    if is_uri(folder) or not url.startswith(prefix):
+        return url
+    recorded, here = Path(url[len(prefix) :]), Path(folder) / OPTUNA_FILE
+    if recorded.name == OPTUNA_FILE and recorded != here and here.is_file():
+        return f"{prefix}{here}"
+    return url
