@@ -167,8 +167,11 @@ def run_final(
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=30)
             if not done:
-                running = ", ".join(str(seed) for seed in sorted(pending.values()))
-                print(f"  ... seeds {running} training ({time.monotonic() - start:.0f} s)", flush=True)
+                left = ", ".join(str(seed) for seed in sorted(pending.values()))
+                print(
+                    f"  ... seeds {left} to finish, {at_once(cpus, gpus)} ({time.monotonic() - start:.0f} s)",
+                    flush=True,
+                )
                 continue
             seed = pending.pop(done[0])
             try:
@@ -192,6 +195,21 @@ def run_final(
     summary = summarise(config_path, out, seeds, finals, errors)
     store.write_text(store.join(out, SUMMARY_FILE), json.dumps(summary, indent=2) + "\n")
     return out, summary
+
+
+def at_once(cpus: float, gpus: float) -> str:
+    """How many final runs the connected Ray cluster trains at a time (the others wait for resources)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    asked = f"--cpus {cpus:g}" + (f" --gpus {gpus:g}" if gpus else "")
+    have = f"{resources.get('CPU', 0):g} CPUs" + (f" and {resources.get('GPU', 0):g} GPUs" if gpus else "")
+    slots = int(resources.get("CPU", 0) // cpus)
+    if gpus:
+        slots = min(slots, int(resources.get("GPU", 0) // gpus))
+    if slots == 0:
+        return f"none can start yet: each needs {asked}, this Ray has {have}"
+    return f"{slots} at a time ({asked} each, this Ray has {have})"
 
 
 def summarise(config_path, out: Path, seeds: list[int], finals: dict, errors: dict) -> dict[str, Any]:
