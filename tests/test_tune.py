@@ -19,7 +19,7 @@ import yaml
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
 
-from fixtures_study import minimal  # noqa: E402
+from fixtures_study import minimal, optuna_trials  # noqa: E402
 
 from dmvae.cli import main  # noqa: E402
 from dmvae.config import load_config  # noqa: E402
@@ -59,13 +59,11 @@ def small_study(ray_session, tmp_path_factory):
 
 
 def _optuna_trials(folder: Path):
-    import optuna
-
     from tune.experiment import open_experiment
 
     experiment = open_experiment(folder)
     assert experiment.optuna_storage == f"sqlite:///{folder / 'optuna.db'}"
-    return optuna.load_study(study_name=experiment.optuna_study, storage=experiment.optuna_storage).trials
+    return optuna_trials(experiment.optuna_storage, experiment.optuna_study)
 
 
 def test_small_study_finishes_with_every_trial_in_optuna(small_study):
