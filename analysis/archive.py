@@ -38,6 +38,18 @@ def read_state(archive: Path) -> dict[str, Any]:
         raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
 
 
+def read_best_config(archive: Path) -> dict[str, Any]:
+    """The exported best config as a dict; {} when the archive has none (cells archived before it had)."""
+    import yaml
+
+    path = archive / BEST
+    try:
+        values = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"{path} is unreadable ({error}); delete it to redo the cell's export") from None
+    return values if isinstance(values, dict) else {}
+
+
 def write_trials(rows, metric: str, path: Path) -> None:
     """trials.csv from tune.results.trial_rows."""
     with path.open("w", newline="") as handle:

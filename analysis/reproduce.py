@@ -42,6 +42,7 @@ from analysis.archive import (
     archive_finals,
     archived_search,
     has_final,
+    read_best_config,
     read_state,
     restore_finals,
     unpin_data_root,
@@ -210,26 +211,26 @@ class Reproduction:
         runner.run(experiment, address=self.address)
 
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
-        """The best trial's values of the nearest (in log paired fraction) finished cell of the same model
-        (variants included: DMVAE_disc/x is a DMVAE_disc), as a point for Optuna's enqueue; None when there is
-        none. Candidates: this table's other fractions, and every fraction of the tables in `warm_start_from`
-        (results folders beside this one)."""
+        """For enqueue, the nearest (log paired fraction) finished cell of the same model (DMVAE_disc/x
+        too; here or in `warm_start_from`): its best trial's values, and its exported config's for keys only
+        we search (a dimension a table adds); None when there is none."""
         from analysis.tables import load_table
 
         tables = [(self.table, self.results)] + [
             (t, self.results.parent / t.name) for t in map(load_table, self.table.warm_start_from)
         ]
         done = [
-            (other.fraction, state) for table, results in tables for other in table.cells
+            (other.fraction, folder, state) for table, results in tables for other in table.cells
             if other.label == cell.label and (table is not self.table or other.fraction != cell.fraction)
-            and (results / "cells" / other.folder / CELL_FILE).is_file()
-            and "best_params" in (state := read_state(results / "cells" / other.folder))
+            and ((folder := results / "cells" / other.folder) / CELL_FILE).is_file()
+            and "best_params" in (state := read_state(folder))
         ]  # fmt: skip
         if not done:
             return None
-        _, nearest = min(done, key=lambda pair: abs(math.log(pair[0] / cell.fraction)))
-        keys = {param.key for param in cell.study().space}
-        return {key: value for key, value in nearest["best_params"].items() if key in keys} or None
+        _, folder, nearest = min(done, key=lambda found: abs(math.log(found[0] / cell.fraction)))
+        point = (study := cell.study()).config_point(read_best_config(folder))
+        keys = {param.key for param in study.space}
+        return point | {key: value for key, value in nearest["best_params"].items() if key in keys} or None
 
     def export(self, cell: Cell) -> None:
         from tune.experiment import open_experiment

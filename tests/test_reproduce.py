@@ -241,6 +241,29 @@ def test_warm_start_takes_the_nearest_finished_cell_here_or_in_warm_start_from(t
     assert run.warm_start(cells["MVAE@5"]) is None
 
 
+def test_a_warm_start_takes_a_dimension_its_cell_did_not_search_from_the_config_it_trained(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(tiny_table(name="other", fractions=[0.05])))
+    batch_norm = {"type": "categorical", "choices": [False, True]}
+    table = table_from_dict(
+        tiny_table(warm_start_from=[str(other)], study={"space.model.batch_norm": batch_norm})
+    )
+    run = Reproduction(table, tmp_path / "out", tmp_path / "results" / "tiny")
+    folder = tmp_path / "results" / "other" / "cells" / "DMVAE_disc@5"
+    folder.mkdir(parents=True)
+    (folder / "cell.json").write_text(json.dumps({"best_params": {"train.lr": 0.002}}))
+    trained = table.cells[0].study().run_config({"train.lr": 0.002}).to_dict()
+    trained["model"]["batch_norm"] = False
+    (folder / "best.yaml").write_text("# exported\n" + yaml.safe_dump(trained))
+    point = run.warm_start(table.cells[0])
+    # every key our study searches, with the values the other cell trained with; the best trial's win, and
+    # the shared latent's TC weights (searched for gaussian and binary shared latents only) stay out
+    assert point["model.batch_norm"] is False and point["train.lr"] == 0.002
+    space = table.cells[0].study().space
+    assert set(point) == {p.key for p in space if "model.shared" not in p.condition}
+    assert not any(key.startswith("objective.beta_shared") for key in point)
+
+
 def test_the_recorded_commit_is_dirty_for_code_not_for_the_results_the_tool_writes(tmp_path: Path):
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
