@@ -48,7 +48,8 @@ from analysis.archive import (
     unpin_data_root,
     write_trials,
 )
-from analysis.tables import Cell, Table
+from analysis.tables import Cell, Table, load_table
+from dmvae.config import RunConfig
 from dmvae.errors import UserError
 from tune.study import REPO, seed_words, trials_word
 
@@ -149,8 +150,6 @@ class Reproduction:
     def take_shared(self, cell: Cell) -> bool:
         """Copy the cell from a table of `share_cells_with` that defines it alike, under any name, and has
         finished it (its results folder beside this one: RESULTS/../<other table>); True when copied."""
-        from analysis.tables import load_table
-
         for path in self.table.share_cells_with:
             other = load_table(path)
             if other.name == self.table.name:
@@ -214,8 +213,6 @@ class Reproduction:
         """For enqueue, the nearest (log paired fraction) finished cell of the same model (DMVAE_disc/x
         too; here or in `warm_start_from`): its best trial's values, and its exported config's for keys only
         we search (a dimension a table adds); None when there is none."""
-        from analysis.tables import load_table
-
         tables = [(self.table, self.results)] + [
             (t, self.results.parent / t.name) for t in map(load_table, self.table.warm_start_from)
         ]
@@ -228,7 +225,8 @@ class Reproduction:
         if not done:
             return None
         _, folder, nearest = min(done, key=lambda found: abs(math.log(found[0] / cell.fraction)))
-        point = (study := cell.study()).config_point(read_best_config(folder))
+        study, trained = cell.study(), read_best_config(folder)  # older exports lack newer keys: defaults
+        point = study.config_point(RunConfig.from_dict(trained)) if trained else {}
         keys = {param.key for param in study.space}
         return point | {key: value for key, value in nearest["best_params"].items() if key in keys} or None
 

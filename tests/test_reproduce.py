@@ -253,12 +253,15 @@ def test_a_warm_start_takes_a_dimension_its_cell_did_not_search_from_the_config_
     folder.mkdir(parents=True)
     (folder / "cell.json").write_text(json.dumps({"best_params": {"train.lr": 0.002}}))
     trained = table.cells[0].study().run_config({"train.lr": 0.002}).to_dict()
-    trained["model"]["batch_norm"] = False
+    trained["model"]["batch_norm"] = True
     (folder / "best.yaml").write_text("# exported\n" + yaml.safe_dump(trained))
     point = run.warm_start(table.cells[0])
     # every key our study searches, with the values the other cell trained with; the best trial's win, and
     # the shared latent's TC weights (searched for gaussian and binary shared latents only) stay out
-    assert point["model.batch_norm"] is False and point["train.lr"] == 0.002
+    assert point["model.batch_norm"] is True and point["train.lr"] == 0.002
+    del trained["model"]["batch_norm"]  # exported before the setting existed: it trained with the default
+    (folder / "best.yaml").write_text(yaml.safe_dump(trained))
+    assert run.warm_start(table.cells[0])["model.batch_norm"] is False
     space = table.cells[0].study().space
     assert set(point) == {p.key for p in space if "model.shared" not in p.condition}
     assert not any(key.startswith("objective.beta_shared") for key in point)

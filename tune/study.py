@@ -123,11 +123,12 @@ class Study:
 
     def paper_point(self) -> dict[str, Any]:
         """The base config's value of every active space key (keys the base leaves unset are sampled)."""
-        return self.config_point(self.run_config().to_dict())
+        return self.config_point(self.run_config())
 
-    def config_point(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The value in `config` (a run config as a dict) of every space key active in this study (keys the
-        config leaves unset are sampled)."""
+    def config_point(self, run_config: RunConfig) -> dict[str, Any]:
+        """The value in `run_config` of every space key active in this study (keys it leaves unset, None, are
+        sampled)."""
+        config = run_config.to_dict()
         values = self._condition_values()
         point: dict[str, Any] = {}
         for param in self.space:
