@@ -1,11 +1,12 @@
 """DMVAE vs MVAE vs the paper: per dataset x paired fraction x model, statistics over seeds of final runs.
 
 Input: the DataFrame of `analysis.load.load_runs` (columns dataset, paired_fraction, model, seed, epochs,
-seconds and final.json's test_accuracy / test_f1, and test_coherence / coherence_classifier_accuracy where
-the runs have them). Output: one row per dataset x paired fraction x model x metric with n seeds, mean, std
-(ddof=1; NaN for a single seed), the paper's value and table, ours minus the paper's, the coherence's mean
-and std over the same seeds and the coherence classifier's own test accuracy (NaN without), mean epochs
-and mean wall seconds.
+discarded_epochs, seconds and final.json's test_accuracy / test_f1, and test_coherence /
+coherence_classifier_accuracy where the runs have them). Output: one row per dataset x paired fraction x
+model x metric with n seeds, mean, std (ddof=1; NaN for a single seed), the paper's value and table, ours
+minus the paper's, the coherence's mean and std over the same seeds and the coherence classifier's own test
+accuracy (NaN without), the mean epochs of the kept model and of the initialisations train.restarts
+discarded, and mean wall seconds (both count).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ MODEL_ORDER = {"DMVAE_disc": 0, "DMVAE_cont": 1, "MVAE": 2}
 METRICS = {"accuracy": "test_accuracy", "f1": "test_f1"}  # metric -> final.json key (f1: CelebA only)
 COLUMNS = [
     "dataset", "paired_fraction", "model", "metric", "n", "seeds", "mean", "std", "paper", "diff",
-    "paper_table", "coherence", "coherence_std", "coherence_classifier_accuracy", "epochs", "seconds",
+    "paper_table", "coherence", "coherence_std", "coherence_classifier_accuracy", "epochs",
+    "discarded_epochs", "seconds",
 ]  # fmt: skip
 
 
@@ -50,7 +52,7 @@ def compare(runs: pd.DataFrame, paper_table: str = "1") -> pd.DataFrame:
                 "coherence": float(coherence.mean()) if len(coherence) else math.nan,
                 "coherence_std": float(coherence.std(ddof=1)) if len(coherence) > 1 else math.nan,
                 "coherence_classifier_accuracy": _mean(group, "coherence_classifier_accuracy"),
-                "epochs": _mean(group, "epochs"),
+                "epochs": _mean(group, "epochs"), "discarded_epochs": _mean(group, "discarded_epochs"),
                 "seconds": _mean(group, "seconds"),
             })  # fmt: skip
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -86,12 +88,15 @@ def to_markdown(comparison: pd.DataFrame) -> str:
     ]  # fmt: skip
     columns = [
         "dataset", "paired_fraction", "model", "metric", "seeds", "mean", "std", "paper", "diff",
-        "paper_table", "epochs", "seconds",
+        "paper_table", "epochs_shown", "seconds",
     ]  # fmt: skip
     formats = {
-        "paired_fraction": _percent, "diff": _signed, "seconds": _seconds,
-        "epochs": lambda v: cell(v, 1), "paper_table": lambda v: cell(v),
+        "paired_fraction": _percent, "diff": _signed, "seconds": _seconds, "paper_table": lambda v: cell(v),
     }  # fmt: skip
+    discarded = comparison.get("discarded_epochs", pd.Series(math.nan, index=comparison.index))
+    comparison = comparison.assign(
+        epochs_shown=[_epochs(e, d) for e, d in zip(comparison["epochs"], discarded, strict=True)]
+    )
     if has_coherence(comparison):
         comparison = comparison.assign(
             coherence_shown=[
@@ -103,6 +108,11 @@ def to_markdown(comparison: pd.DataFrame) -> str:
         columns.insert(at, "coherence_shown")
         headers.insert(at, "coherence (test)")
     return markdown_table(comparison, columns, headers, formats)
+
+
+def _epochs(epochs, discarded) -> str:
+    """The kept model's mean epochs, + those of the initialisations train.restarts discarded (if any)."""
+    return cell(epochs, 1) + (f" + {discarded:.1f}" if discarded > 0 else "")  # NaN > 0 is False
 
 
 def has_coherence(comparison: pd.DataFrame) -> bool:

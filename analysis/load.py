@@ -133,9 +133,19 @@ def run_row(folder: Path) -> dict[str, Any]:
     }
     row |= {f"config.{key}": value for key, value in flatten(config).items()}
     row |= {key: value for key, value in final.items() if not isinstance(value, dict | list)}
+    row["discarded_epochs"] = discarded_epochs(final, config)
     figures = folder / "figures"
     row["figures"] = str(figures) if figures.is_dir() else None
     return row
+
+
+def discarded_epochs(final: dict[str, Any], config: dict[str, Any]) -> int:
+    """Epochs trained by the initialisations that train.restarts discarded: each but the kept one trained
+    min(restart_epochs, epochs) (Trainer.choose_initialisation). final.json's `epochs` counts the kept model's
+    only, and its `seconds` all of them."""
+    tried = len(final.get("restart_val_accuracy") or [])
+    train = config.get("train") or {}
+    return max(tried - 1, 0) and (tried - 1) * min(int(train["restart_epochs"]), int(train["epochs"]))
 
 
 # --- experiments -------------------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
 COLUMNS = [
     "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "eval_protocol",
     "val_accuracy", "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy",
-    "epochs", "best_epoch", "restart_kept", "train_seconds", "precision", "trials", "tuning_seed",
-    "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
+    "epochs", "discarded_epochs", "best_epoch", "restart_kept", "train_seconds", "precision", "trials",
+    "tuning_seed", "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
 ]  # fmt: skip
 
 
@@ -323,6 +323,8 @@ class Reproduction:
 
     # --- results -----------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
+        from analysis.load import discarded_epochs  # with restart_kept: train.restarts (Trainer)
+
         rows = []
         for cell in self.table.cells:
             folder = self.archive(cell)
@@ -344,8 +346,8 @@ class Reproduction:
                     "test_accuracy_last": final.get("test_accuracy_last"),
                     "test_coherence": final.get("test_coherence"),
                     "coherence_classifier_accuracy": final.get("coherence_classifier_accuracy"),
-                    "epochs": final.get("epochs"), "best_epoch": final.get("best_epoch"),
-                    "restart_kept": final.get("restart_kept"),  # train.restarts: the kept initialisation
+                    "epochs": final.get("epochs"), "discarded_epochs": discarded_epochs(final, config),
+                    "best_epoch": final.get("best_epoch"), "restart_kept": final.get("restart_kept"),
                     "train_seconds": final.get("seconds"), "precision": final.get("precision"),
                     "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
                     "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),

@@ -68,7 +68,8 @@ def summary_rows(rows: list[dict[str, str]], paper_table: str = "1") -> list[dic
             "coherence": _mean_std(_numbers(group, "test_coherence"))
             + (f" (clf {classifier[0]:.3f})" if classifier else ""),
             "val labels": first.get("val_labels") or "-",
-            "epochs": _mean(_numbers(group, "epochs")),
+            "epochs": _mean(_numbers(group, "epochs"))
+            + (f" + {_mean(discarded)}" if any(discarded := _numbers(group, "discarded_epochs")) else ""),
             "train s / run": _mean(_numbers(group, "train_seconds")),
             "trials": first.get("trials") or "-",
             "tuning s": _mean(trial_seconds[:1]),
@@ -103,8 +104,9 @@ def readme_section(results_root: Path, tables: Path | None = None) -> str:
         parts.append(f"#### {name}\n")
         parts.append(
             f"`dmvae reproduce {spec}` (test accuracy: mean ± std over the final seeds; coherence: see "
-            "Evaluation, clf = the coherence classifier's own test accuracy; tuning s: the study's trial "
-            f"seconds; every number is in [{path}]({path}); cells not listed are not run yet)\n"
+            "Evaluation, clf = the coherence classifier's own test accuracy; epochs: the kept model's, + "
+            "those of the initialisations train.restarts discarded; train s: all of them; tuning s: the "
+            f"study's trial seconds; every number is in [{path}]({path}); cells not listed are not run yet)\n"
         )
         note, paper_table = _table_fields(tables / f"{name}.yaml")
         if note:

@@ -23,6 +23,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("DMVAE_TUNE_VERBOSE", "0")
 
 from analysis.compare import compare, to_markdown  # noqa: E402
+from analysis.load import discarded_epochs  # noqa: E402
 from analysis.markdown import markdown_table  # noqa: E402
 from analysis.paper import paper_table, paper_value  # noqa: E402
 from dmvae.cli import main  # noqa: E402
@@ -126,8 +127,27 @@ def test_compare_on_known_inputs():
 
     text = to_markdown(table).splitlines()
     assert text[0].startswith("| dataset | paired | model |") and len(text) == 2 + len(table)
-    assert "| mnist | 0.2 % | DMVAE_disc | accuracy | 0 1 2 | 0.920 | 0.020 | 0.917 | +0.003 | 1 |" in text[4]
+    assert (
+        "| mnist | 0.2 % | DMVAE_disc | accuracy | 0 1 2 | 0.920 | 0.020 | 0.917 | +0.003 | 1 | 20.0 |"
+        in text[4]
+    )
     assert "| mnist | 0.2 % | MVAE | accuracy | 0 | 0.500 | - | 0.579 | -0.079 |" in text[6]
+    # runs with train.restarts: epochs show the kept model's + the discarded initialisations'
+    restarted = compare(runs.assign(discarded_epochs=[10, 10, 10, 0, 0, 0, 0, 0]))
+    assert restarted.iloc[2]["discarded_epochs"] == 10 and restarted.iloc[4]["discarded_epochs"] == 0
+    text = to_markdown(restarted).splitlines()
+    assert "| +0.003 | 1 | 20.0 + 10.0 | 200 |" in text[4] and "| -0.079 | 1 | 5.0 | 50.0 |" in text[6]
+
+
+def test_discarded_epochs_count_the_initialisations_train_restarts_did_not_keep():
+    def count(tried: int, restart_epochs: int, epochs: int) -> int:
+        final = {"restart_val_accuracy": [0.5] * tried} if tried else {}
+        return discarded_epochs(final, {"train": {"restart_epochs": restart_epochs, "epochs": epochs}})
+
+    assert count(0, 5, 50) == 0 and count(1, 5, 50) == 0  # no restarts; one initialisation, kept
+    assert count(3, 5, 50) == 10  # table1_mnist's finals: 50 epochs + 10 discarded
+    assert count(4, 1, 17) == 3  # table1_fmnist_restarts's: 17 + 3
+    assert count(4, 5, 2) == 6  # a restart never trains more than the run's epochs
 
 
 def test_compare_of_nothing_is_empty():

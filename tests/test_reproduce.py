@@ -65,6 +65,7 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
         assert row["eval_protocol"] == "expected"  # the default, stated in every row
         assert row["tuning_seed"] == "7 8" and row["trials"] == "2" and float(row["tuning_trial_seconds"]) > 0
         assert float(row["train_seconds"]) > 0 and row["commit"] and row["epochs"] == "1"
+        assert row["discarded_epochs"] == "1"  # the restart not kept trained one epoch
         assert row["restart_kept"] in ("0", "1")  # the tiny finals try two initialisations
         assert yaml.safe_load(row["config"])["seed"] == int(row["seed"])
     # Ray heard each trial's mean over the two data seeds, with each seed's accuracy beside it.
@@ -176,9 +177,10 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
 
     results = tmp_path / "results" / "t1"
     results.mkdir(parents=True)
-    header = "cell,model,dataset,paired_fraction,seed,val_labels,test_accuracy,test_coherence,trials\n"
+    header = "cell,model,dataset,paired_fraction,seed,val_labels,test_accuracy,test_coherence,trials,epochs,"
+    header += "discarded_epochs\n"
     rows = [
-        f"DMVAE_disc@0.2,DMVAE_disc,mnist,0.002,{seed},1000,{acc},0.9,12\n"
+        f"DMVAE_disc@0.2,DMVAE_disc,mnist,0.002,{seed},1000,{acc},0.9,12,50,10\n"
         for seed, acc in ((0, 0.8), (1, 0.9))
     ]
     (results / "results.csv").write_text(header + "".join(rows))
@@ -193,6 +195,7 @@ def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     assert "old" not in text and text.startswith("# title") and text.endswith("tail\n")
     assert "`dmvae reproduce tune/tables/t1.yaml`" in text
     assert "| DMVAE_disc@0.2 | 0.2 % | DMVAE_disc | 0 1 | 0.850 ± 0.071 | 0.917 | -0.067 |" in text
+    assert "| 1000 | 50 + 10 |" in text  # the kept model's epochs + the discarded initialisations'
     update_readme(readme, tmp_path / "results", tables)
     assert readme.read_text() == text  # idempotent
     (tables / "t0.yaml").write_text("name: t0\npaper_table: 8\n")  # Table 8's MVAE differs from Table 1's
