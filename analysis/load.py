@@ -144,8 +144,10 @@ def discarded_epochs(final: dict[str, Any], config: dict[str, Any]) -> int:
     min(restart_epochs, epochs) (Trainer.choose_initialisation). final.json's `epochs` counts the kept model's
     only, and its `seconds` all of them."""
     tried = len(final.get("restart_val_accuracy") or [])
-    train = config.get("train") or {}
-    return max(tried - 1, 0) and (tried - 1) * min(int(train["restart_epochs"]), int(train["epochs"]))
+    if tried <= 1:
+        return 0
+    train = config["train"]
+    return (tried - 1) * min(int(train["restart_epochs"]), int(train["epochs"]))
 
 
 # --- experiments -------------------------------------------------------------------------------------------
