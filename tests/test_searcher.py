@@ -136,15 +136,18 @@ def test_searcher_follows_the_trials_ray_restored(tmp_path, ahead):
 
 
 @pytest.mark.parametrize("retry", [False, True], ids=["kept-errored", "retried"])
-@pytest.mark.parametrize("in_snapshot", [False, True], ids=["ray-ahead", "told"])
-def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeypatch, retry, in_snapshot):
+@pytest.mark.parametrize("snapshot", ["ray-ahead", "told", "tell-failed"])
+def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeypatch, retry, snapshot):
     """Ray restores 'b' errored. Kept errored (a plain resume), Ray never runs it again: its Optuna trial
     is told FAIL, and no new trial adopts its point (before, a snapshot that lacked b let the next new
     trial run b's point). Retried (`--retry-errored`), Ray runs b on from its checkpoint: b's second run is
-    told to b's own Optuna trial, or, where Optuna already holds that one as FAIL, to a fresh trial of b's
-    point with b's earlier epochs (before, those results were dropped)."""
-    searcher, url = searchers(tmp_path)
+    told to b's own Optuna trial, or, where the first driver already finished b (Optuna holds it as FAIL, or
+    its FAIL could not be told: RUNNING), to a fresh trial of b's point with b's earlier epochs (before,
+    those results were dropped; and a RUNNING one was adopted by the next new trial, which ran b again)."""
+    import optuna
 
+    searcher, url = searchers(tmp_path)
+    in_snapshot = snapshot != "ray-ahead"
     first = searcher()
     configs = {"a": first.suggest("a")}
     if not in_snapshot:
@@ -152,7 +155,12 @@ def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeyp
     configs["b"] = first.suggest("b")
     first.on_trial_result("b", {METRIC: 0.5, "training_iteration": 1})
     if in_snapshot:
-        first.on_trial_complete("b", {METRIC: 0.5, "training_iteration": 1}, error=True)
+        with monkeypatch.context() as patch:
+            if snapshot == "tell-failed":
+                patch.setattr(
+                    optuna.study.Study, "tell", lambda *a, **k: (_ for _ in ()).throw(OSError("lost"))
+                )
+            first.on_trial_complete("b", {METRIC: 0.5, "training_iteration": 1}, error=True)
         first.save_to_dir(str(tmp_path), "s")
     ray_experiment_state(tmp_path, configs, {"b": {METRIC: 0.5, "training_iteration": 1}}, status="ERROR")
 
@@ -170,8 +178,9 @@ def test_searcher_tells_an_errored_trial_as_the_resume_runs_it(tmp_path, monkeyp
     if not retry:
         assert states == ["COMPLETE", "FAIL", "COMPLETE"] and trials[1].params == configs["b"]
         return
-    assert states == ["COMPLETE"] * 3 if not in_snapshot else ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
-    b = trials[1] if not in_snapshot else trials[2]  # the fresh trial is added at the restore, before c
+    told = snapshot == "told"  # b's own trial is FAIL: a fresh one, added at the restore, before c
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"] if told else ["COMPLETE"] * 3
+    b = trials[2] if told else trials[1]
     assert b.params == configs["b"] and b.value == 0.6 and b.intermediate_values == {1: 0.5, 2: 0.6}
 
 

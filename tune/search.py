@@ -253,7 +253,10 @@ class StudySearcher(Searcher):
         not report a trial it restored finished (TERMINATED), or errored (ERROR) unless the resume retries
         errored trials: such a trial's last result is told now, as COMPLETE or PRUNED, or as FAIL. An errored
         trial that the resume retries and that Optuna already holds as FAIL gets a fresh Optuna trial of its
-        point, so the results of its second run are told."""
+        point, so the results of its second run are told. A trial whose tell failed (a storage error) is
+        finished here but RUNNING in Optuna: it is handled as unfinished, so it is told again or freed."""
+        for trial_id in [key for key in self.finished if not self._state(self.numbers[key]).is_finished()]:
+            self.finished.discard(trial_id)
         for trial_id in [key for key in self.numbers if key not in restored and key not in self.finished]:
             if self._state(self.numbers[trial_id]).is_finished():
                 self.finished.add(trial_id)  # told just before the kill: not live (see `suggest`)
