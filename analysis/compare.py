@@ -93,10 +93,8 @@ def to_markdown(comparison: pd.DataFrame) -> str:
     formats = {
         "paired_fraction": _percent, "diff": _signed, "seconds": _seconds, "paper_table": lambda v: cell(v),
     }  # fmt: skip
-    discarded = comparison.get("discarded_epochs", pd.Series(math.nan, index=comparison.index))
-    comparison = comparison.assign(
-        epochs_shown=[_epochs(e, d) for e, d in zip(comparison["epochs"], discarded, strict=True)]
-    )
+    epochs = zip(comparison["epochs"], comparison["discarded_epochs"], strict=True)
+    comparison = comparison.assign(epochs_shown=[_epochs(kept, discarded) for kept, discarded in epochs])
     if has_coherence(comparison):
         comparison = comparison.assign(
             coherence_shown=[
