@@ -3,6 +3,8 @@
     cell.json      best trial and its values, importances, timings, the commits that tuned and trained
     best.yaml      the exported best config
     trials.csv     one row per trial of the study: number, trial_id, state, epochs, metric, params (JSON)
+    carry.json     the study's Optuna trials, rewritten while it runs (tune/carry.py): a study whose
+                   folder is gone goes on from them
     final/seed-S/  config.yaml, final.json, metrics.jsonl (and the cross-synthesis figure) of each final run
 
 A later session (a fresh checkout without the run folders) reads them back: to skip finished cells, to
@@ -22,12 +24,18 @@ from dmvae.errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from analysis.tables import Cell
+    from analysis.tables import Cell, Table
 
 BEST = "best.yaml"
 FINAL = "final"
 CELL_FILE = "cell.json"
 TRIALS = "trials.csv"
+RESULT_COLUMNS = [  # results.csv
+    "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "eval_protocol",
+    "val_accuracy", "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy",
+    "epochs", "discarded_epochs", "best_epoch", "restart_kept", "train_seconds", "precision", "trials",
+    "tuning_seed", "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
+]  # fmt: skip
 
 
 def read_state(archive: Path) -> dict[str, Any]:
@@ -145,3 +153,41 @@ def unpin_data_root(path: Path) -> None:
     text = path.read_text()
     pinned = f"root: {default_root().resolve()}\n"
     path.write_text(text.replace(pinned, "root: null\n").replace(f"{Path.cwd().resolve()}/", ""))
+
+
+def final_rows(table: Table, cell: Cell, archive: Path) -> list[dict[str, Any]]:
+    """The cell's rows of results.csv (RESULT_COLUMNS), one per final seed archived."""
+    import yaml
+
+    from analysis.load import discarded_epochs  # with restart_kept: train.restarts (Trainer)
+
+    state, rows = read_state(archive), []
+    for seed in table.final_seeds:
+        if not has_final(archive / FINAL, seed):
+            continue
+        run = archive / FINAL / f"seed-{seed}"
+        final = json.loads((run / "final.json").read_text())
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        rows.append({
+            "table": table.name, "cell": cell.name, "model": cell.model,
+            "dataset": table.dataset, "paired_fraction": cell.fraction, "seed": seed,
+            "val_labels": final.get("val_labels"), "eval_protocol": config["eval"]["protocol"],
+            "val_accuracy": final.get("val_accuracy"),
+            "test_accuracy": final.get("test_accuracy"),
+            "test_accuracy_last": final.get("test_accuracy_last"),
+            "test_coherence": final.get("test_coherence"),
+            "coherence_classifier_accuracy": final.get("coherence_classifier_accuracy"),
+            "epochs": final.get("epochs"), "discarded_epochs": discarded_epochs(final, config),
+            "best_epoch": final.get("best_epoch"), "restart_kept": final.get("restart_kept"),
+            "train_seconds": final.get("seconds"), "precision": final.get("precision"),
+            "trials": state.get("trials"), "tuning_seed": table.tuning_seed,
+            "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),
+            "tuning_wall_seconds": _round(state.get("tuning_wall_seconds")),
+            "commit": state.get("final_commits", {}).get(str(seed), state.get("final_commit")),
+            "config": json.dumps(config, sort_keys=True),
+        })  # fmt: skip
+    return rows
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)

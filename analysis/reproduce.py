@@ -8,7 +8,9 @@ cell's study and finals). Folders:
     OUT/studies/<cell>/            the cell's Ray/Optuna experiment (checkpoints, TensorBoard files)
     OUT/final/<cell>/seed-S/       the final run folders
     RESULTS/cells/<cell>/          cell.json (best trial, importances, timings, commits), best.yaml,
-                                   trials.csv and final/seed-S/ (config.yaml, final.json, metrics.jsonl)
+                                   trials.csv, carry.json (the study's Optuna trials, kept up to date while
+                                   it runs: tune/carry.py) and final/seed-S/ (config.yaml, final.json,
+                                   metrics.jsonl)
     RESULTS/results.csv            one row per cell and seed; RESULTS/summary.md: a row per cell
     RESULTS/report/report.md       the report over the archived final runs and every study (from its
                                    folder when on disk, else from its archived cell.json and trials.csv)
@@ -17,8 +19,9 @@ OUT (default runs/tables/<table>) holds the bulky run folders; RESULTS (default 
 files that are committed to the repository as data, so a later session (a fresh checkout without OUT)
 skips the cells already done and warm-starts from them.
 
-Rerunning finishes what is missing: a finished study is not rerun, an interrupted one resumes, a finished
-final run is skipped and an interrupted one continues from its checkpoint.
+Rerunning finishes what is missing: a finished study is not rerun, an interrupted one resumes (from its
+folder, or where the folder is gone, from its carried trials in a new experiment), a finished final run is
+skipped and an interrupted one continues from its checkpoint.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ from analysis.archive import (
     BEST,
     CELL_FILE,
     FINAL,
+    RESULT_COLUMNS,
     TRIALS,
     archive_finals,
     archived_search,
+    final_rows,
     has_final,
     read_best_config,
     read_state,
@@ -56,12 +61,6 @@ from tune.study import REPO, seed_words, trials_word
 STUDIES = "studies"  # OUT/studies/<cell>/: one Ray/Optuna experiment per cell, named after it
 RESULTS = "results.csv"
 TERMINAL = ("TERMINATED", "STOPPED", "ERROR")
-COLUMNS = [
-    "table", "cell", "model", "dataset", "paired_fraction", "seed", "val_labels", "eval_protocol",
-    "val_accuracy", "test_accuracy", "test_accuracy_last", "test_coherence", "coherence_classifier_accuracy",
-    "epochs", "discarded_epochs", "best_epoch", "restart_kept", "train_seconds", "precision", "trials",
-    "tuning_seed", "tuning_trial_seconds", "tuning_wall_seconds", "commit", "config",
-]  # fmt: skip
 
 
 def commit(root: Path = REPO) -> str:
@@ -176,6 +175,7 @@ class Reproduction:
 
     def tune(self, cell: Cell) -> None:
         from tune import runner
+        from tune.carry import CARRY_FILE, CarryCallback, continue_study, finished_count, read_carry
         from tune.experiment import create_experiment, open_experiment
         from tune.results import trial_rows
 
@@ -184,6 +184,7 @@ class Reproduction:
         label = self.model_label(study)
         if label != cell.label:
             raise UserError(f"cell {cell.name}: its study trains {label}, not {cell.label}; check the table")
+        carry = self.archive(cell) / CARRY_FILE
         if (folder / "study.yaml").is_file():
             from ray import tune
 
@@ -198,7 +199,8 @@ class Reproduction:
                 runner.resume(experiment, address=self.address)
                 return
             shutil.rmtree(folder)  # made but killed before Ray saved any state: nothing to lose
-        warm = self.warm_start(cell)
+        carried = read_carry(carry)  # the study went on in an experiment folder that is gone
+        warm = None if carried else self.warm_start(cell)
         if warm:
             study.points_to_evaluate = study.initial_points(warm)
         self.say(
@@ -206,8 +208,17 @@ class Reproduction:
             f"{seed_words(study.trial_seeds())}, {study.run_config().data.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )
+        finished, remaining = finished_count(carried), study.num_samples - finished_count(carried)
+        if carried:
+            study.num_samples, study.points_to_evaluate = max(remaining, 1), None
+            self.say(
+                f"  going on from {carry} (its folder is gone): {finished} finished, "
+                f"{len(carried) - finished} interrupted (trained again), {max(remaining, 0)} to run"
+            )
         experiment = create_experiment(study, cell.folder, str(folder.parent))
-        runner.run(experiment, address=self.address)
+        continue_study(experiment, carried)
+        if remaining > 0:
+            runner.run(experiment, address=self.address, callbacks=[CarryCallback(experiment, carry)])
 
     def warm_start(self, cell: Cell) -> dict[str, Any] | None:
         """For enqueue, the nearest (log paired fraction) finished cell of the same model (DMVAE_disc/x
@@ -231,15 +242,20 @@ class Reproduction:
         return point | {key: value for key, value in nearest["best_params"].items() if key in keys} or None
 
     def export(self, cell: Cell) -> None:
+        from ray import tune
+
+        from tune.carry import CARRY_FILE, earlier_seconds, read_carry, save_carry, study_rows
         from tune.experiment import open_experiment
-        from tune.results import export_best, importances, ranked, trial_rows
+        from tune.results import export_best, importances, ranked
 
         experiment = open_experiment(self.study_folder(cell))
-        rows = trial_rows(experiment)
+        save_carry(experiment, carry := self.archive(cell) / CARRY_FILE)
+        carried = read_carry(carry)
+        rows = study_rows(experiment, carried)
         best = ranked(experiment, rows)
         if not best:
             raise UserError(f"cell {cell.name}: no trial of its study reported {experiment.study.metric}")
-        export_best(experiment, self.archive(cell) / BEST)
+        export_best(experiment, self.archive(cell) / BEST, rows=rows)
         unpin_data_root(self.archive(cell) / BEST)
         write_trials(rows, experiment.study.metric, self.archive(cell) / TRIALS)
         state = self.cell_state(cell)
@@ -248,8 +264,11 @@ class Reproduction:
         state["importance"], state["importance_note"] = importances(experiment)
         from analysis.load import experiment_info
 
-        info = experiment_info(self.study_folder(cell))
-        state |= {"tuning_trial_seconds": info["trial_seconds"], "tuning_wall_seconds": info["wall_seconds"]}
+        ran = tune.Tuner.can_restore(str(experiment.folder))  # not if every trial was carried
+        info = experiment_info(experiment.folder) if ran else {"trial_seconds": 0.0, "wall_seconds": 0.0}
+        compute, wall = earlier_seconds(carried, experiment)  # spent by the experiments it went on from
+        state["tuning_trial_seconds"] = info["trial_seconds"] + compute
+        state["tuning_wall_seconds"] = (info["wall_seconds"] or 0.0) + wall
         state |= {"best_val": best[0].metric, "best_epochs": best[0].epochs}
         self.save_state(cell, state)
         self.say(f"  best trial {best[0].trial_id}: {experiment.study.metric} {best[0].metric:.4f}")
@@ -322,51 +341,19 @@ class Reproduction:
         }  # fmt: skip
 
     # --- results -----------------------------------------------------------------------------------------
-    def rows(self) -> list[dict[str, Any]]:
-        from analysis.load import discarded_epochs  # with restart_kept: train.restarts (Trainer)
-
-        rows = []
-        for cell in self.table.cells:
-            folder = self.archive(cell)
-            if not (folder / CELL_FILE).is_file():
-                continue
-            state = self.load_state(cell)
-            for seed in self.table.final_seeds:
-                if not has_final(folder / FINAL, seed):
-                    continue
-                run = folder / FINAL / f"seed-{seed}"
-                final = json.loads((run / "final.json").read_text())
-                config = yaml.safe_load((run / "config.yaml").read_text())
-                rows.append({
-                    "table": self.table.name, "cell": cell.name, "model": cell.model,
-                    "dataset": self.table.dataset, "paired_fraction": cell.fraction, "seed": seed,
-                    "val_labels": final.get("val_labels"), "eval_protocol": config["eval"]["protocol"],
-                    "val_accuracy": final.get("val_accuracy"),
-                    "test_accuracy": final.get("test_accuracy"),
-                    "test_accuracy_last": final.get("test_accuracy_last"),
-                    "test_coherence": final.get("test_coherence"),
-                    "coherence_classifier_accuracy": final.get("coherence_classifier_accuracy"),
-                    "epochs": final.get("epochs"), "discarded_epochs": discarded_epochs(final, config),
-                    "best_epoch": final.get("best_epoch"), "restart_kept": final.get("restart_kept"),
-                    "train_seconds": final.get("seconds"), "precision": final.get("precision"),
-                    "trials": state.get("trials"), "tuning_seed": self.table.tuning_seed,
-                    "tuning_trial_seconds": _round(state.get("tuning_trial_seconds")),
-                    "tuning_wall_seconds": _round(state.get("tuning_wall_seconds")),
-                    "commit": state.get("final_commits", {}).get(str(seed), state.get("final_commit")),
-                    "config": json.dumps(config, sort_keys=True),
-                })  # fmt: skip
-        return rows
-
     def write_results(self) -> Path:
         for cell in self.table.cells:
             if (self.archive(cell) / CELL_FILE).is_file():
                 self.archive_finals(cell)
+                self.carry_unfinished(cell)
         self.results.mkdir(parents=True, exist_ok=True)
         path = self.results / RESULTS
         with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS)
             writer.writeheader()
-            writer.writerows(self.rows())
+            for cell in self.table.cells:
+                if (self.archive(cell) / CELL_FILE).is_file():
+                    writer.writerows(final_rows(self.table, cell, self.archive(cell)))
         from analysis.summary import markdown, read_results
 
         summary = markdown(read_results(path), self.table.paper_table)
@@ -374,13 +361,30 @@ class Reproduction:
         self.say(f"results: {path} (summary: {self.results / 'summary.md'})")
         return path
 
+    def carry_unfinished(self, cell: Cell) -> None:
+        """Write the carry file of a study not yet exported from its folder (e.g. `--report-only`)."""
+        from tune.carry import CARRY_FILE, save_carry
+        from tune.experiment import open_experiment
+
+        if (self.study_folder(cell) / "study.yaml").is_file() and not (self.archive(cell) / BEST).is_file():
+            save_carry(open_experiment(self.study_folder(cell)), self.archive(cell) / CARRY_FILE)
+
+    def went_on(self, cell: Cell) -> bool:
+        """The cell's study went on from trials that its folder lacks (tune.carry), and was exported."""
+        from tune.carry import CARRY_FILE, earlier, read_carry
+        from tune.experiment import open_experiment
+
+        carried = read_carry(self.archive(cell) / CARRY_FILE)
+        exported = (self.archive(cell) / TRIALS).is_file()
+        return exported and bool(earlier(carried, open_experiment(self.study_folder(cell))))
+
     def write_report(self) -> Path:
         from analysis.report import write_report
 
         inputs, archived = [], []
         for cell in self.table.cells:
             study, finals = self.study_folder(cell), self.archive(cell) / FINAL
-            if (study / "study.yaml").is_file():
+            if (study / "study.yaml").is_file() and not self.went_on(cell):
                 inputs.append(study)
             elif (search := archived_search(self.archive(cell), cell, self.command(cell))) is not None:
                 archived.append(search)  # a later session: the study's folder is gone, its archive is not
@@ -394,7 +398,3 @@ class Reproduction:
         path = write_report(inputs, report, argv=argv, paper_table=self.table.paper_table, searches=archived)
         self.say(f"report: {path}")
         return path
-
-
-def _round(value: Any) -> float | None:
-    return None if value is None else round(float(value), 1)

@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dmvae: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dmvae: interrupted; results written so far are kept (resume with --resume)", file=sys.stderr)
+        go_on = {"train": "; add --resume to the same command to go on", "reproduce": "; rerun it to go on"}
+        kept = "dmvae: interrupted; results written so far are kept"
+        print(kept + go_on.get(args.command, ""), file=sys.stderr)
         return 130
     except RuntimeError as error:
         from dmvae.training import TrainingDiverged

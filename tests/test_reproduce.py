@@ -172,6 +172,58 @@ def test_reproduce_end_to_end_and_resume(ray_session, tmp_path, capsys, monkeypa
     assert commits == [row["commit"] for row in rows if row["cell"] == "DMVAE_disc@10"] + ["a-later-commit"]
 
 
+def test_a_study_whose_folder_is_gone_goes_on_from_its_carried_trials(
+    ray_session, tmp_path, capsys, monkeypatch
+):
+    """Killed after its study (before the export), then a fresh checkout (no run folders) with a larger
+    budget: the new experiment starts from the carry file the study kept up to date, and runs one trial."""
+    from tune.carry import CARRY_FILE, EXPERIMENT, read_carry
+    from tune.experiment import open_experiment
+
+    monkeypatch.setenv("DMVAE_DATA", str(default_root().resolve()))
+    monkeypatch.chdir(tmp_path)
+    table, out, results = tmp_path / "tiny.yaml", tmp_path / "out", tmp_path / "results" / "tiny"
+    table.write_text(yaml.safe_dump(tiny_table(fractions=[0.05], final_seeds=[0])))
+    args = ["reproduce", str(table), "--out", str(out), "--results", str(results)]
+
+    def killed(self, cell):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Reproduction, "export", killed)
+        assert main(args) == 130  # interrupted
+    assert "rerun it to go on" in capsys.readouterr().err
+    archive = results / "cells" / "DMVAE_disc@5"
+    carried = read_carry(archive / CARRY_FILE)  # written by the study's callback as it ran
+    assert [record["state"] for record in carried] == ["COMPLETE", "COMPLETE"]
+    first = {record["user_attrs"][EXPERIMENT] for record in carried}
+    import shutil
+
+    shutil.rmtree(out)
+    study = tiny_table()["study"] | {"num_samples": 3}
+    table.write_text(yaml.safe_dump(tiny_table(fractions=[0.05], final_seeds=[0], study=study)))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "2 finished, 0 interrupted (trained again), 1 to run" in capsys.readouterr().out
+    experiment = open_experiment(out / "studies" / "DMVAE_disc@5")
+    assert experiment.study.num_samples == 1 and not experiment.study.points_to_evaluate
+    with (archive / "trials.csv").open() as handle:
+        trials = list(csv.DictReader(handle))
+    assert [row["number"] for row in trials] == ["1", "2", "3"]
+    assert [row["trial_id"] for row in trials[:2]] == [
+        record["user_attrs"]["ray_trial_id"] for record in carried
+    ]
+    state = json.loads((archive / "cell.json").read_text())
+    spent = sum(record["user_attrs"]["seconds"] for record in read_carry(archive / CARRY_FILE))
+    assert state["trials"] == 3 and state["tuning_trial_seconds"] == pytest.approx(spent, rel=1e-6)
+    assert state["best_trial"] in {row["trial_id"] for row in trials}
+    now = read_carry(archive / CARRY_FILE)
+    assert [record["user_attrs"][EXPERIMENT] in first for record in now] == [True, True, False]
+    assert read_rows(results)[0]["trials"] == "3"
+    searched = search_sections(results / "report" / "report.md")["DMVAE_disc@5"]  # every trial: the archive's
+    assert "3 trials (3 terminated)" in searched and "Folder `results/tiny/cells/DMVAE_disc@5`" in searched
+
+
 def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     from analysis.summary import END, START, update_readme
 

@@ -105,11 +105,14 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def export_best(experiment: Experiment, out: str | Path, top_k: int = 1) -> list[Path]:
-    """Write the run config of the best trial to `out` (and of the next ones to out-2.yaml, ...)."""
+def export_best(
+    experiment: Experiment, out: str | Path, top_k: int = 1, rows: list[TrialRow] | None = None
+) -> list[Path]:
+    """Write the run config of the best trial to `out` (and of the next ones to out-2.yaml, ...), of the
+    experiment's trials or of `rows` (tune.carry.study_rows)."""
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
-    best = ranked(experiment, trial_rows(experiment))
+    best = ranked(experiment, trial_rows(experiment) if rows is None else rows)
     if not best:
         raise UserError(f"{experiment.folder}: no trial has reported {experiment.study.metric} yet")
     out = Path(out)

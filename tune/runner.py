@@ -33,7 +33,7 @@ def connect(address: str | None = None) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
 
 
-def build_tuner(experiment: Experiment, num_samples: int | None = None):
+def build_tuner(experiment: Experiment, num_samples: int | None = None, callbacks: list | None = None):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -52,11 +52,11 @@ def build_tuner(experiment: Experiment, num_samples: int | None = None):
             num_samples=num_samples or study.num_samples,
             # no max_concurrent_trials: the searcher keeps study.max_concurrent (see StudySearcher.suggest)
         ),  # fmt: skip
-        run_config=run_config(experiment),
+        run_config=run_config(experiment, callbacks),
     )
 
 
-def run_config(experiment: Experiment):
+def run_config(experiment: Experiment, callbacks: list | None = None):
     from ray import tune
 
     return tune.RunConfig(
@@ -67,6 +67,7 @@ def run_config(experiment: Experiment):
         # The trial's working directory (its image event file) is copied to the trial folder in storage.
         sync_config=tune.SyncConfig(sync_artifacts=True),
         verbose=int(os.environ.get("DMVAE_TUNE_VERBOSE", "1")),
+        callbacks=callbacks,
     )
 
 
@@ -74,9 +75,15 @@ def trainable(experiment: Experiment):
     return make_trainable(experiment.study.to_dict(), experiment.study.resources)
 
 
-def run(experiment: Experiment, address: str | None = None, num_samples: int | None = None):
+def run(
+    experiment: Experiment,
+    address: str | None = None,
+    num_samples: int | None = None,
+    callbacks: list | None = None,
+):
+    """Run the experiment's study; `callbacks`: Ray Tune callbacks (kept with the experiment for a resume)."""
     connect(address)
-    results = build_tuner(experiment, num_samples).fit()
+    results = build_tuner(experiment, num_samples, callbacks).fit()
     prune_checkpoints(experiment)
     return results
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tune.experiment import Experiment
 
 JOURNAL = "journal:"
+RAY_TRIAL_ID, SECONDS = "ray_trial_id", "seconds"  # Optuna user attributes of each trial (see tune/carry.py)
 logger = logging.getLogger(__name__)
 
 
@@ -189,6 +190,7 @@ class StudySearcher(Searcher):
                 return None
             orphans = self._orphans()
             self.numbers[trial_id] = orphans[0] if orphans else self.study().ask().number
+            self._trial(self.numbers[trial_id]).set_user_attr(RAY_TRIAL_ID, trial_id)
         return self._config(self.numbers[trial_id])
 
     def _config(self, number: int) -> dict[str, Any]:
@@ -206,6 +208,11 @@ class StudySearcher(Searcher):
         # a trial resumed from its checkpoint repeats the epochs after it: each is told once, first value kept
         if not told.state.is_finished() and step not in told.intermediate_values:
             self._trial(number).report(float(value), step)
+            self._record_seconds(number, result)
+
+    def _record_seconds(self, number: int, result: dict) -> None:
+        if isinstance(seconds := result.get("time_total_s"), int | float):
+            self._trial(number).set_user_attr(SECONDS, float(seconds))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
@@ -231,6 +238,7 @@ class StudySearcher(Searcher):
             # Ray hands a trial's last result to on_trial_complete only: report it, so a PRUNED trial's
             # value (Optuna takes the last intermediate one) is that of the epoch where it stopped.
             self._trial(number).report(float(value), epochs)
+        self._record_seconds(number, result or {})
         try:
             self.study().tell(number, value if state == state.COMPLETE else None, state=state)
         except Exception as failure:  # e.g. a NaN value: Optuna marks the trial failed
@@ -287,7 +295,7 @@ class StudySearcher(Searcher):
         template = optuna.trial.FrozenTrial(
             number=-1, state=optuna.trial.TrialState.RUNNING, value=None,
             datetime_start=datetime.datetime.now(), datetime_complete=None, params=told.params,
-            distributions=told.distributions, user_attrs={}, system_attrs={},
+            distributions=told.distributions, user_attrs=told.user_attrs, system_attrs={},
             intermediate_values=told.intermediate_values, trial_id=-1,
         )  # fmt: skip
         storage, _, study_id, _ = self._connection
