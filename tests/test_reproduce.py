@@ -197,6 +197,8 @@ def test_a_study_whose_folder_is_gone_goes_on_from_its_carried_trials(
     carried = read_carry(archive / CARRY_FILE)  # written by the study's callback as it ran
     assert [record["state"] for record in carried] == ["COMPLETE", "COMPLETE"]
     first = {record["user_attrs"][EXPERIMENT] for record in carried}
+    (archive / CARRY_FILE).unlink()  # as for a study started before carry files: --report-only writes it
+    assert main([*args, "--report-only"]) == 0 and read_carry(archive / CARRY_FILE) == carried
     import shutil
 
     shutil.rmtree(out)
