@@ -103,3 +103,47 @@ def test_a_corrupt_carry_file_is_a_one_line_error(tmp_path):
         with pytest.raises(UserError) as caught:
             read_carry(path)
         assert "\n" not in str(caught.value) and "git checkout" in str(caught.value)
+
+
+def test_asha_starts_with_the_rungs_of_the_study_s_finished_trials(tmp_path):
+    """Ray keeps no scheduler state: a resumed or carried-on study's ASHA reads its rungs from Optuna, so a
+    new trial as weak as the ones stopped before is stopped at the same rung."""
+    import pickle
+
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tune.scheduler import StudyASHA
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    state = optuna.trial.TrialState
+    lr = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+
+    def trial(kind, values, value=None):
+        frozen = optuna.trial.create_trial(
+            state=kind, value=value, params={"train.lr": 1e-3}, distributions=lr, intermediate_values=values
+        )
+        study.add_trial(frozen)
+
+    trial(state.COMPLETE, {1: 0.8, 2: 0.85, 3: 0.86, 4: 0.9}, 0.9)
+    trial(state.PRUNED, {1: 0.7, 2: 0.72}, 0.72)
+    trial(state.FAIL, {1: 0.99})  # failed and live trials do not count
+    study.enqueue_trial({"train.lr": 1e-3})
+    asha = {"max_t": 4, "grace_period": 1, "reduction_factor": 2}
+
+    class Trial:
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+
+    def decision(scheduler, trial_id, value):
+        scheduler.on_trial_add(None, Trial(trial_id))
+        return scheduler.on_trial_result(None, Trial(trial_id), {"training_iteration": 1, METRIC: value})
+
+    seeded = pickle.loads(pickle.dumps(StudyASHA(url, "s", **asha)))  # as the Tuner saves and restores it
+    assert seeded.set_search_properties(METRIC, "max") and seeded.seeded == 2
+    assert decision(seeded, "weak", 0.6) == "STOP"  # under the rung-1 median of 0.8 and 0.7
+    assert decision(seeded, "strong", 0.95) == "CONTINUE"
+    empty = ASHAScheduler(time_attr="training_iteration", **asha)
+    assert empty.set_search_properties(METRIC, "max") and decision(empty, "weak", 0.6) == "CONTINUE"

@@ -7,8 +7,8 @@ at each epoch, seconds trained), rewritten after every result while the study ru
 and the study unfinished, the study goes on in a new experiment whose Optuna study starts with the carried
 trials. Finished ones (COMPLETE, PRUNED, FAIL) are added as they were, so TPE conditions on them and the new
 experiment runs only the rest of the budget. Interrupted ones lost their checkpoints with the folder: they
-are enqueued, to train again from the first epoch. ASHA's rungs start empty in the new experiment.
-"""
+are enqueued, to train again from the first epoch. ASHA's rungs start from the finished trials' values
+(tune/scheduler.py)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import os
 from dmvae.errors import UserError
 from tune import storage as store
 from tune.experiment import Experiment
+from tune.scheduler import StudyASHA
 from tune.search import StudySearcher, build_searcher
 from tune.trainable import make_trainable
 
@@ -35,11 +36,10 @@ def connect(address: str | None = None) -> None:
 
 def build_tuner(experiment: Experiment, num_samples: int | None = None, callbacks: list | None = None):
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     study = experiment.study
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=study.max_epochs,
+    scheduler = StudyASHA(
+        experiment.optuna_storage, experiment.optuna_study, max_t=study.max_epochs,
         grace_period=study.grace_period, reduction_factor=study.reduction_factor,
     )  # fmt: skip
     return tune.Tuner(
@@ -127,9 +127,11 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
         resume_errored=retry_errored,
     )  # fmt: skip
     StudySearcher.retry_errored, StudySearcher.resumed_storage = retry_errored, experiment.optuna_storage
+    StudyASHA.resumed_storage = experiment.optuna_storage
     try:
         results = tuner.fit()
     finally:
         StudySearcher.retry_errored, StudySearcher.resumed_storage = False, None
+        StudyASHA.resumed_storage = None
     prune_checkpoints(experiment)
     return results
