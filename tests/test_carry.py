@@ -98,7 +98,7 @@ def test_a_new_experiment_goes_on_from_the_carried_trials(tmp_path):
 def test_a_corrupt_carry_file_is_a_one_line_error(tmp_path):
     assert read_carry(tmp_path / "none.json") == []
     path = tmp_path / "carry.json"
-    for text in ("{not json", json.dumps({"trial": []})):
+    for text in ("{not json", json.dumps({"trial": []}), json.dumps({"trials": [{"state": "COMPLETE"}]})):
         path.write_text(text)
         with pytest.raises(UserError) as caught:
             read_carry(path)

@@ -75,7 +75,11 @@ def read_carry(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        return list(json.loads(path.read_text())["trials"])
+        trials = list(json.loads(path.read_text())["trials"])
+        for record in trials:  # what continue_study and study_rows read
+            _ = record["state"], record["params"], record["intermediate_values"]
+            _ = record["user_attrs"][EXPERIMENT]
+        return trials
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(
             f"{path} is corrupt ({type(error).__name__}: {error}); restore it with `git checkout -- {path}` "
