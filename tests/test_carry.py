@@ -1,6 +1,7 @@
 """tune/carry.py: a study's Optuna trials written to its carry file and taken up by a new experiment (no
 Ray): finished trials added as they ran, interrupted ones enqueued to train again, rows and seconds of the
-earlier experiment; a corrupt carry file is a one-line error."""
+earlier experiment; a corrupt carry file is a one-line error. tune/scheduler.py: ASHA's rungs start from the
+study's finished trials."""
 
 from __future__ import annotations
 
