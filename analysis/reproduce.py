@@ -208,7 +208,8 @@ class Reproduction:
             f"{seed_words(study.trial_seeds())}, {study.run_config().data.val_labels} validation labels"
             + (" (warm start from a neighbouring cell)" if warm else "")
         )
-        finished, remaining = finished_count(carried), study.num_samples - finished_count(carried)
+        finished = finished_count(carried)
+        remaining = study.num_samples - finished
         if carried:
             study.num_samples, study.points_to_evaluate = max(remaining, 1), None
             self.say(
@@ -244,13 +245,12 @@ class Reproduction:
     def export(self, cell: Cell) -> None:
         from ray import tune
 
-        from tune.carry import CARRY_FILE, earlier_seconds, read_carry, save_carry, study_rows
+        from tune.carry import CARRY_FILE, earlier_seconds, save_carry, study_rows
         from tune.experiment import open_experiment
         from tune.results import export_best, importances, ranked
 
         experiment = open_experiment(self.study_folder(cell))
-        save_carry(experiment, carry := self.archive(cell) / CARRY_FILE)
-        carried = read_carry(carry)
+        carried = save_carry(experiment, self.archive(cell) / CARRY_FILE)
         rows = study_rows(experiment, carried)
         best = ranked(experiment, rows)
         if not best:

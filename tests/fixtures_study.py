@@ -12,12 +12,6 @@ def minimal(**changes) -> dict:
 
 
 def optuna_trials(url: str, study_name: str):
-    import optuna
+    from tune.search import stored_trials
 
-    from tune.search import close_storage, open_storage
-
-    storage = open_storage(url)  # polled every 0.5 s: each poll gives its connections back
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
-    finally:
-        close_storage(storage)
+    return stored_trials(url, study_name)  # polled every 0.5 s: each poll gives its connections back

@@ -23,7 +23,7 @@ from ray.tune import Callback
 
 from dmvae.errors import UserError
 from tune.results import TrialRow
-from tune.search import RAY_TRIAL_ID, SECONDS, close_storage, open_storage
+from tune.search import RAY_TRIAL_ID, SECONDS, close_storage, open_storage, stored_trials
 
 if TYPE_CHECKING:
     from tune.experiment import Experiment
@@ -35,19 +35,15 @@ RAY_STATE = {"COMPLETE": "TERMINATED", "PRUNED": "STOPPED", "FAIL": "ERROR"}  # 
 logger = logging.getLogger(__name__)
 
 
-def save_carry(experiment: Experiment, path: Path) -> None:
-    """Write the experiment's Optuna trials (and those it carries from earlier experiments) to `path`."""
-    import optuna
-
-    storage = open_storage(experiment.optuna_storage)
-    try:
-        study = optuna.load_study(study_name=experiment.optuna_study, storage=storage)
-        trials = [_trial_record(trial, experiment.optuna_study) for trial in study.get_trials(deepcopy=False)]
-    finally:
-        close_storage(storage)
+def save_carry(experiment: Experiment, path: Path) -> list[dict[str, Any]]:
+    """Write the experiment's Optuna trials (and those it carries from earlier experiments) to `path`;
+    the trials as written."""
+    stored = stored_trials(experiment.optuna_storage, experiment.optuna_study)
+    trials = [_trial_record(trial, experiment.optuna_study) for trial in stored]
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps({"trials": trials}, indent=1) + "\n")
     os.replace(temporary, path)  # a driver killed while writing leaves the previous file whole
+    return trials
 
 
 def _trial_record(trial, experiment: str) -> dict[str, Any]:

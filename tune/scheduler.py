@@ -34,17 +34,13 @@ class StudyASHA(ASHAScheduler):
     def seed_rungs(self, metric: str | None) -> None:
         import optuna
 
-        from tune.search import close_storage, open_storage
+        from tune.search import stored_trials
 
-        storage = open_storage(self.resumed_storage or self.storage_url)
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         try:
-            study = optuna.load_study(study_name=self.study_name, storage=storage)
-            states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-            finished = study.get_trials(deepcopy=False, states=states)
+            finished = stored_trials(self.resumed_storage or self.storage_url, self.study_name, states)
         except KeyError:  # the experiment's Optuna study is made with its first trial: nothing finished
             finished = []
-        finally:
-            close_storage(storage)
         for trial in finished:
             earlier = _EarlierTrial(f"optuna-{trial.number}")
             self.on_trial_add(None, earlier)

@@ -70,6 +70,19 @@ def close_storage(storage) -> None:
         engine.dispose()
 
 
+def stored_trials(url: str, study_name: str, states: tuple | None = None) -> list:
+    """The FrozenTrials of a stored Optuna study (of these states), the storage's connections given back."""
+    import optuna
+
+    storage = open_storage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).get_trials(
+            deepcopy=False, states=states
+        )
+    finally:
+        close_storage(storage)
+
+
 def redact(url: str) -> str:
     """The URL with its password (if any) hidden."""
     scheme, sep, rest = url.partition("://")
