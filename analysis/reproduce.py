@@ -131,16 +131,15 @@ class Reproduction:
             return
         self.archive(cell).mkdir(parents=True, exist_ok=True)
         if not (self.archive(cell) / BEST).is_file():
-            started = time.time()
-            state = self.cell_state(cell)
-            state.setdefault("tuning_commit", commit())  # the code the study started with
-            self.save_state(cell, state)
-            self.tune(cell)
-            self.export(cell)  # writes the best trial into cell.json
-            state = self.cell_state(cell)
-            state["tuned_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            state["tuning_driver_seconds"] = round(time.time() - started, 1)
-            self.save_state(cell, state)
+            started, state = time.time(), self.cell_state(cell)
+            self.update_state(cell, tuning_commit=state.get("tuning_commit", commit()))  # the study's code
+            try:
+                self.tune(cell)
+                self.export(cell)  # writes the best trial into cell.json
+                self.update_state(cell, tuned_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+            finally:  # every sitting of the study counts, an interrupted one too
+                sittings = self.cell_state(cell).get("tuning_driver_seconds", 0) + time.time() - started
+                self.update_state(cell, tuning_driver_seconds=round(sittings, 1))
         else:
             self.say(f"  study done: {self.archive(cell) / BEST}")
         self.finals(cell, self.cell_state(cell))
@@ -311,14 +310,14 @@ class Reproduction:
     # --- cell state --------------------------------------------------------------------------------------
     def cell_state(self, cell: Cell) -> dict[str, Any]:
         exists = (self.archive(cell) / CELL_FILE).is_file()
-        return self.load_state(cell) if exists else {"cell": cell.name}
-
-    def load_state(self, cell: Cell) -> dict[str, Any]:
-        return read_state(self.archive(cell))
+        return read_state(self.archive(cell)) if exists else {"cell": cell.name}
 
     def save_state(self, cell: Cell, state: dict[str, Any]) -> None:
         path = self.archive(cell) / CELL_FILE
         path.write_text(json.dumps(state, indent=2, default=str) + "\n")
+
+    def update_state(self, cell: Cell, **values: Any) -> None:
+        self.save_state(cell, self.cell_state(cell) | values)
 
     def command(self, cell: Cell) -> str:
         source = self.table.source or f"tune/tables/{self.table.name}.yaml"

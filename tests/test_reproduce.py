@@ -197,6 +197,8 @@ def test_a_study_whose_folder_is_gone_goes_on_from_its_carried_trials(
     carried = read_carry(archive / CARRY_FILE)  # written by the study's callback as it ran
     assert [record["state"] for record in carried] == ["COMPLETE", "COMPLETE"]
     first = {record["user_attrs"][EXPERIMENT] for record in carried}
+    sitting = json.loads((archive / "cell.json").read_text())["tuning_driver_seconds"]  # the killed one too
+    assert sitting > 0
     (archive / CARRY_FILE).unlink()  # as for a study started before carry files: --report-only writes it
     assert main([*args, "--report-only"]) == 0 and read_carry(archive / CARRY_FILE) == carried
     import shutil
@@ -218,6 +220,7 @@ def test_a_study_whose_folder_is_gone_goes_on_from_its_carried_trials(
     state = json.loads((archive / "cell.json").read_text())
     spent = sum(record["user_attrs"]["seconds"] for record in read_carry(archive / CARRY_FILE))
     assert state["trials"] == 3 and state["tuning_trial_seconds"] == pytest.approx(spent, rel=1e-6)
+    assert state["tuning_driver_seconds"] > sitting and "tuned_at" in state
     assert state["best_trial"] in {row["trial_id"] for row in trials}
     now = read_carry(archive / CARRY_FILE)
     assert [record["user_attrs"][EXPERIMENT] in first for record in now] == [True, True, False]
