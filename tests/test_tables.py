@@ -57,6 +57,16 @@ def test_table_settings_reach_every_cell_under_model_and_cell_settings():
     assert [(c.train.augment_shift, c.train.lr) for c in configs] == [(2, 0.002), (1, 0.002)]
 
 
+def test_a_cell_s_own_study_fields_reach_that_cell_only():
+    point = {"train.lr": 0.002, "objective.recon_weight.label": 300.0}
+    cells = {"DMVAE_disc@10": {"study": {"points_to_evaluate": [point], "num_samples": 3}}}
+    five, ten = (cell.study() for cell in table_from_dict(tiny_table(cells=cells)).cells)
+    assert (ten.num_samples, ten.initial_points()) == (3, [point])
+    assert five.num_samples == 2 and point not in five.initial_points()
+    warm = {"train.lr": 0.001, "objective.recon_weight.label": 500.0}  # comes after the cell's own points
+    assert ten.initial_points(warm) == [point, warm]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
