@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dmvae: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        go_on = {"train": "; add --resume to the same command to go on", "reproduce": "; rerun it to go on"}
+        go_on = {
+            "train": "; add --resume to the same command to go on", "reproduce": "; rerun it to go on",
+            "tune": "; `dmvae tune status EXPERIMENT` shows a study, `dmvae tune resume EXPERIMENT` goes on",
+        }  # fmt: skip
         kept = "dmvae: interrupted; results written so far are kept"
         print(kept + go_on.get(args.command, ""), file=sys.stderr)
         return 130

@@ -229,6 +229,38 @@ def test_a_study_whose_folder_is_gone_goes_on_from_its_carried_trials(
     assert "3 trials (3 terminated)" in searched and "Folder `results/tiny/cells/DMVAE_disc@5`" in searched
 
 
+def test_ctrl_c_in_a_study_interrupts_it_and_does_not_end_it(ray_session, tmp_path, capsys, monkeypatch):
+    """Ray Tune meets the first SIGINT by saving its state and returning as if the study were done: reproduce
+    must not export the cut-off study and train its finals, but stop, and go on when rerun."""
+    import signal
+
+    from tune.carry import CarryCallback
+
+    monkeypatch.setenv("DMVAE_DATA", str(default_root().resolve()))
+    monkeypatch.chdir(tmp_path)
+    study = tiny_table()["study"] | {"num_samples": 3}  # two run at a time: the third cannot have ended
+    table, out, results = tmp_path / "tiny.yaml", tmp_path / "out", tmp_path / "results" / "tiny"
+    table.write_text(yaml.safe_dump(tiny_table(fractions=[0.05], final_seeds=[0], study=study)))
+    args = ["reproduce", str(table), "--out", str(out), "--results", str(results)]
+    original, sent = CarryCallback.on_trial_result, []
+
+    def ctrl_c(self, *args, **kwargs):  # the driver's first trial result, as a user's Ctrl-C
+        original(self, *args, **kwargs)
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CarryCallback, "on_trial_result", ctrl_c)
+        assert main(args) == 130
+    assert sent and "rerun it to go on" in capsys.readouterr().err
+    archive = results / "cells" / "DMVAE_disc@5"
+    assert not (archive / "best.yaml").exists() and not (out / "final").exists()
+    assert main(args) == 0
+    with (archive / "trials.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 3
+    assert [row["seed"] for row in read_rows(results)] == ["0"]
+
+
 def test_readme_results_section_is_generated_from_the_csvs(tmp_path):
     from analysis.summary import END, START, update_readme
 

@@ -83,8 +83,19 @@ def run(
 ):
     """Run the experiment's study; `callbacks`: Ray Tune callbacks (kept with the experiment for a resume)."""
     connect(address)
-    results = build_tuner(experiment, num_samples, callbacks).fit()
+    results = settled(
+        build_tuner(experiment, num_samples, callbacks).fit(), num_samples or experiment.study.num_samples
+    )
     prune_checkpoints(experiment)
+    return results
+
+
+def settled(results, num_samples: int):
+    """`results` of a study that ran to its end. Ray Tune ends a run on the first Ctrl-C (SIGINT) by saving
+    its state and returning as if the study were done: that raises KeyboardInterrupt here, so no caller
+    takes a cut-off study for a finished one (`dmvae reproduce` would export it and train its finals)."""
+    if results.num_terminated + results.num_errors < len(results) or len(results) < num_samples:
+        raise KeyboardInterrupt
     return results
 
 
@@ -129,7 +140,7 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
     StudySearcher.retry_errored, StudySearcher.resumed_storage = retry_errored, experiment.optuna_storage
     StudyASHA.resumed_storage = experiment.optuna_storage
     try:
-        results = tuner.fit()
+        results = settled(tuner.fit(), experiment.study.num_samples)
     finally:
         StudySearcher.retry_errored, StudySearcher.resumed_storage = False, None
         StudyASHA.resumed_storage = None
