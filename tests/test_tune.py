@@ -100,6 +100,27 @@ def test_status_table(small_study, capsys):
     assert out[-1].startswith("4 trials (")
 
 
+def test_status_shows_a_trial_running_when_the_state_was_saved_as_running(small_study, tmp_path, capsys):
+    """Ray saves a live trial as RUNNING and its reader loads it as PENDING (to restart it on a restore)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "exp"
+    shutil.copytree(small_study, folder)
+    (state_file,) = folder.glob("experiment_state-*.json")
+    state = json.loads(state_file.read_text())
+    trial, metadata = state["trial_data"][0]
+    trial = json.loads(trial)
+    assert trial["status"] == "TERMINATED"
+    state["trial_data"][0] = [json.dumps(trial | {"status": "RUNNING"}), metadata]  # as saved mid-study
+    state_file.write_text(json.dumps(state))
+    assert main(["tune", "status", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    (row,) = [line.split() for line in out if line.split()[1:2] == [trial["trial_id"]]]
+    assert row[2] == "RUNNING" and int(row[3]) >= 1
+    assert "1 running" in out[-2] and out[-1].startswith("running: as last saved;")
+
+
 def test_export_is_accepted_by_dmvae_train(small_study, tmp_path, capsys):
     from tune.experiment import open_experiment
     from tune.results import ranked, trial_rows

@@ -51,7 +51,9 @@ def trial_rows(experiment: Experiment) -> list[TrialRow]:
         result = trial.last_result or {}
         epochs = int(result.get("training_iteration", 0) or 0)
         state = trial.status
-        if state == "TERMINATED" and epochs < study.max_epochs:
+        if state == "PENDING" and epochs:  # RUNNING when saved: Ray's reader makes it PENDING (for a restore)
+            state = "RUNNING"
+        elif state == "TERMINATED" and epochs < study.max_epochs:
             state = "STOPPED"
         value = result.get(study.metric)
         metric = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
@@ -94,6 +96,8 @@ def format_table(experiment: Experiment, rows: list[TrialRow]) -> str:
     summary = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
     best_text = f"; best: trial {best[0].trial_id}" if best else ""
     text.append(f"{trials_word(len(rows))} ({summary}){best_text}")
+    if "RUNNING" in counts:
+        text.append("running: as last saved; if the study's driver is gone, `dmvae tune resume` goes on")
     return "\n".join(text)
 
 
