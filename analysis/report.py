@@ -244,13 +244,15 @@ def _what_was_run(argv, runs: pd.DataFrame, experiments, inputs: list[Path], sec
     text.append("### Wall time\n")
     rows = []
     for info, _ in experiments:
-        rows.append({"what": f"search {info['name']}", "seconds": info["wall_seconds"]})
+        rows.append(
+            {"what": f"search {info['name']} (first trial start to last end)", "time": info["wall_seconds"]}
+        )
     if not runs.empty and "seconds" in runs:
         rows.append(
-            {"what": f"{len(runs)} final run(s), training (sum)", "seconds": float(runs["seconds"].sum())}
+            {"what": f"{len(runs)} final run(s), training (sum)", "time": float(runs["seconds"].sum())}
         )
-    rows.append({"what": "this report", "seconds": seconds})
-    text.append(markdown_table(pd.DataFrame(rows), formats={"seconds": _duration}))
+    rows.append({"what": "this report", "time": seconds})
+    text.append(markdown_table(pd.DataFrame(rows), formats={"time": _duration}))
     text.append(f"Python: `{sys.executable}`\n")
     return "\n".join(text)
 

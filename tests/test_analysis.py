@@ -257,6 +257,9 @@ def test_report_end_to_end(report_dir, tiny_runs):
     assert "Table 1" in text and "0.917" in text and "## Search: exp" in text
     assert COMMAND in text and "dmvae tune run" in text and "dmvae report" in text
     assert "torch" in text and "cores" in text
+    assert (
+        "| what | time |" in text and "| search exp (first trial start to last end) |" in text
+    )  # units in cells
     links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
     assert len(links) >= 4 and all((report_dir / link).is_file() for link in links)
     assert any("importance" in link for link in links) and any("search" in link for link in links)
