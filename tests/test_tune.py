@@ -8,6 +8,7 @@ OptunaSearch on SQLite).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -51,10 +52,12 @@ def small_study(ray_session, tmp_path_factory):
     )  # fmt: skip
     path = root / "small.yaml"
     path.write_text(yaml.safe_dump(study))
+    handler = signal.getsignal(signal.SIGINT)
     with warnings.catch_warnings():  # the diverging point lies outside the space on purpose: Optuna says so
         warnings.filterwarnings("ignore", "Fixed parameter objective.recon_weight.label", UserWarning)
         code = main(["tune", "run", str(path), "--name", "exp", "--storage-path", str(root / "runs")])
     assert code == 0
+    assert signal.getsignal(signal.SIGINT) is handler  # Ray Tune's own handler is gone once the study ended
     return root / "runs" / "exp"
 
 

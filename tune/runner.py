@@ -10,6 +10,7 @@ deleted checkpoint. With nothing deleted while the driver may die, no snapshot c
 from __future__ import annotations
 
 import os
+import signal
 
 from dmvae.errors import UserError
 from tune import storage as store
@@ -84,10 +85,27 @@ def run(
     """Run the experiment's study; `callbacks`: Ray Tune callbacks (kept with the experiment for a resume)."""
     connect(address)
     results = settled(
-        build_tuner(experiment, num_samples, callbacks).fit(), num_samples or experiment.study.num_samples
+        fit(build_tuner(experiment, num_samples, callbacks)), num_samples or experiment.study.num_samples
     )
     prune_checkpoints(experiment)
     return results
+
+
+def fit(tuner):
+    """`tuner.fit()`, with the process's SIGINT and SIGUSR1 handlers put back afterwards. Ray Tune
+    installs its own and restores them only when a signal comes, so after a finished study a Ctrl-C during
+    what followed (a reproduce's finals) reached Ray's handler, which only logged 'ending Ray Tune run'."""
+    kinds = [signal.SIGINT] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    before = {kind: signal.getsignal(kind) for kind in kinds}
+    try:
+        return tuner.fit()
+    finally:
+        for kind, handler in before.items():
+            if handler is not None and signal.getsignal(kind) is not handler:
+                try:
+                    signal.signal(kind, handler)
+                except ValueError:  # not the main thread: Ray installed nothing either
+                    pass
 
 
 def settled(results, num_samples: int):
@@ -140,7 +158,7 @@ def resume(experiment: Experiment, address: str | None = None, retry_errored: bo
     StudySearcher.retry_errored, StudySearcher.resumed_storage = retry_errored, experiment.optuna_storage
     StudyASHA.resumed_storage = experiment.optuna_storage
     try:
-        results = settled(tuner.fit(), experiment.study.num_samples)
+        results = settled(fit(tuner), experiment.study.num_samples)
     finally:
         StudySearcher.retry_errored, StudySearcher.resumed_storage = False, None
         StudyASHA.resumed_storage = None
