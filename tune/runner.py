@@ -101,11 +101,8 @@ def fit(tuner):
         return tuner.fit()
     finally:
         for kind, handler in before.items():
-            if handler is not None and signal.getsignal(kind) is not handler:
-                try:
-                    signal.signal(kind, handler)
-                except ValueError:  # not the main thread: Ray installed nothing either
-                    pass
+            if handler is not None and signal.getsignal(kind) is not handler:  # Ray's, main thread only
+                signal.signal(kind, handler)
 
 
 def settled(results, num_samples: int):
